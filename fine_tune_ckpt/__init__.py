@@ -1,0 +1,66 @@
+"""An async client for listing the checkpoints of fine-tuning jobs.
+
+>>> from fine_tune_ckpt import AsyncClient
+>>> async def best_loss(job_id: str) -> float | None:  # doctest: +SKIP
+...     async with AsyncClient() as client:
+...         losses = [
+...             cp.metrics.full_valid_loss async for cp in client.checkpoints.list(job_id)
+...         ]
+...     return min((loss for loss in losses if loss is not None), default=None)
+"""
+
+from ._client import DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, AsyncClient
+from ._clock import Clock, SystemClock
+from ._errors import (
+    APIConnectionError,
+    APIError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    FineTuneCkptError,
+    InternalServerError,
+    NotFoundError,
+    PaginationError,
+    PermissionDeniedError,
+    RateLimitError,
+    UnprocessableEntityError,
+)
+from ._models import Checkpoint, CheckpointMetrics, CheckpointPage
+from ._paging import AsyncCheckpointPager
+from ._resource import AsyncCheckpointsResource
+from ._version import __version__
+from ._wire import to_wire
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_RETRIES",
+    "DEFAULT_TIMEOUT",
+    "APIConnectionError",
+    "APIError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AsyncCheckpointPager",
+    "AsyncCheckpointsResource",
+    "AsyncClient",
+    "AuthenticationError",
+    "BadRequestError",
+    "Checkpoint",
+    "CheckpointMetrics",
+    "CheckpointPage",
+    "Clock",
+    "ConflictError",
+    "FineTuneCkptError",
+    "InternalServerError",
+    "NotFoundError",
+    "PaginationError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "SystemClock",
+    "UnprocessableEntityError",
+    "__version__",
+    "to_wire",
+]

@@ -1,0 +1,67 @@
+"""Checks of the caller's arguments, run before any request so nothing is half-done."""
+
+from __future__ import annotations
+
+import math
+
+__all__ = [
+    "check_cursor",
+    "check_job_id",
+    "check_non_negative_int",
+    "check_optional_positive_int",
+    "check_optional_seconds",
+]
+
+
+def check_job_id(value: object) -> str:
+    """Return ``value`` if it can be a fine-tuning job id, else raise naming the argument."""
+    if not isinstance(value, str):
+        raise TypeError(f"fine_tuning_job_id must be a str, not {type(value).__name__}")
+    if not value.strip():
+        raise ValueError("fine_tuning_job_id must not be empty or blank")
+    if value in {".", ".."}:
+        # Percent-encoding cannot make these safe: servers and proxies normalise them away.
+        raise ValueError(f"fine_tuning_job_id must not be {value!r}")
+    return value
+
+
+def check_cursor(name: str, value: object) -> str | None:
+    """Return ``value`` if it is ``None`` or a non-empty string cursor."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str or None, not {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{name} must not be empty; pass None to start from the beginning")
+    return value
+
+
+def check_optional_positive_int(name: str, value: object) -> int | None:
+    """Return ``value`` if it is ``None`` or an int of at least 1 (``True`` is no number)."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int or None, not {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+    return value
+
+
+def check_non_negative_int(name: str, value: object) -> int:
+    """Return ``value`` if it is an int of at least 0 (``True`` is no number)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name} must not be negative, got {value}")
+    return value
+
+
+def check_optional_seconds(name: str, value: object) -> float | None:
+    """Return ``value`` as float seconds if it is ``None`` or a finite number above 0."""
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number of seconds or None, not {type(value).__name__}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number of seconds above 0, got {value}")
+    return float(value)

@@ -1,0 +1,165 @@
+"""``AsyncClient``: configuration, the shared transport, and the resources built on it."""
+
+from __future__ import annotations
+
+import os
+import platform
+from types import TracebackType
+
+import aiohttp
+from yarl import URL
+
+from ._args import check_non_negative_int, check_optional_seconds
+from ._clock import Clock, SystemClock
+from ._errors import FineTuneCkptError
+from ._resource import AsyncCheckpointsResource
+from ._transport import Transport
+from ._version import __version__
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_RETRIES",
+    "DEFAULT_TIMEOUT",
+    "AsyncClient",
+]
+
+#: The API's address when neither ``base_url`` nor ``OPENAI_BASE_URL`` says otherwise.
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+#: Retries after the first attempt, as in the official SDK: three attempts in all.
+DEFAULT_MAX_RETRIES = 2
+#: Seconds one attempt may take, from connecting to the last byte of the body.
+DEFAULT_TIMEOUT = 60.0
+
+_USER_AGENT = (
+    f"fine-tune-ckpt/{__version__} "
+    f"(Python {platform.python_version()}; aiohttp {aiohttp.__version__})"
+)
+
+
+class AsyncClient:
+    """An async client for the fine-tuning checkpoints API.
+
+    Use it as ``async with AsyncClient() as client:`` or call :meth:`aclose` when done.
+    Every argument is optional and keyword-only:
+
+    - ``api_key``: else ``OPENAI_API_KEY``; one of them is required.
+    - ``base_url``: else ``OPENAI_BASE_URL``, else ``https://api.openai.com/v1``.
+    - ``organization`` / ``project``: else ``OPENAI_ORG_ID`` / ``OPENAI_PROJECT_ID``;
+      sent as ``OpenAI-Organization`` / ``OpenAI-Project`` when set.
+    - ``timeout``: seconds per attempt (``None``: no limit).
+    - ``deadline``: seconds for one request including all its retries and waits
+      (``None``: only ``timeout`` and ``max_retries`` bound it).
+    - ``max_retries``: retries after the first attempt (``0`` turns retries off).
+    - ``session``: an ``aiohttp.ClientSession`` to borrow (e.g. one shared by a web app);
+      it is used and never closed. Without one the client makes its own on first use and
+      closes it in :meth:`aclose`.
+    - ``clock``: what retries use to wait and to measure the deadline; tests pass a fake
+      one (``fine_tune_ckpt.testing.FakeClock``) so backoff takes no real time.
+
+    The environment is read here, in the constructor, never at import.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | URL | None = None,
+        organization: str | None = None,
+        project: str | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        deadline: float | None = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        session: aiohttp.ClientSession | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        """Configure the client; no connection is made until the first request."""
+        key = _setting("api_key", api_key, "OPENAI_API_KEY")
+        if key is None:
+            raise FineTuneCkptError(
+                "No API key: pass api_key=... to AsyncClient or set the OPENAI_API_KEY "
+                "environment variable"
+            )
+        self.base_url: URL = _check_base_url(
+            _setting("base_url", base_url, "OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        )
+        self.organization = _setting("organization", organization, "OPENAI_ORG_ID")
+        self.project = _setting("project", project, "OPENAI_PROJECT_ID")
+        self.timeout = check_optional_seconds("timeout", timeout)
+        self.deadline = check_optional_seconds("deadline", deadline)
+        self.max_retries = check_non_negative_int("max_retries", max_retries)
+        if session is not None and not isinstance(session, aiohttp.ClientSession):
+            raise TypeError(
+                f"session must be an aiohttp.ClientSession or None, not {type(session).__name__}"
+            )
+
+        headers = {
+            "Authorization": f"Bearer {key}",
+            "Accept": "application/json",
+            "User-Agent": _USER_AGENT,
+        }
+        if self.organization:
+            headers["OpenAI-Organization"] = self.organization
+        if self.project:
+            headers["OpenAI-Project"] = self.project
+        self._transport = Transport(
+            headers=headers,
+            timeout=self.timeout,
+            deadline=self.deadline,
+            max_retries=self.max_retries,
+            session=session,
+            clock=clock if clock is not None else SystemClock(),
+        )
+        #: The checkpoints endpoint: ``client.checkpoints.list(job_id)``.
+        self.checkpoints = AsyncCheckpointsResource(self._transport, self.base_url)
+
+    def __repr__(self) -> str:
+        """Show the configuration, never the API key."""
+        return (
+            f"AsyncClient(base_url={str(self.base_url)!r}, timeout={self.timeout!r}, "
+            f"deadline={self.deadline!r}, max_retries={self.max_retries!r})"
+        )
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` was called; a closed client sends nothing more."""
+        return self._transport.closed
+
+    async def aclose(self) -> None:
+        """Close the client's own session; a lent session is left open. Safe to repeat."""
+        await self._transport.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        """Return the client itself."""
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Close the client, as :meth:`aclose` does."""
+        await self.aclose()
+
+
+def _setting(name: str, value: object, env_var: str) -> str | None:
+    """The argument if given, else the environment variable; empty counts as unset."""
+    if value is None:
+        return os.environ.get(env_var) or None
+    if isinstance(value, URL):
+        return str(value)
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str or None, not {type(value).__name__}")
+    if not value.strip():
+        raise ValueError(f"{name} must not be empty or blank")
+    return value
+
+
+def _check_base_url(value: str) -> URL:
+    url = URL(value)
+    if url.scheme not in {"http", "https"} or not url.host:
+        raise ValueError(f"base_url must be an http:// or https:// URL with a host, got {value!r}")
+    if url.query_string or url.fragment:
+        raise ValueError(f"base_url must not have a query or fragment, got {value!r}")
+    # Trailing slashes would double up when the endpoint's path is appended.
+    return url.with_path(url.raw_path.rstrip("/"), encoded=True)

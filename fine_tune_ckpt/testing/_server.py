@@ -1,0 +1,347 @@
+"""A fake of the checkpoints endpoint on 127.0.0.1, built on ``aiohttp.web``.
+
+It pages as the API does (newest first, ``after`` exclusive, ``limit`` defaulting to 10),
+answers errors in the API's shape, logs every request it receives, and misbehaves on
+demand through scripted :class:`Fault` objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import secrets
+from collections import deque
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+import attrs
+from aiohttp import web
+
+from .._models import Checkpoint
+from .._wire import to_wire
+from ._data import synthetic_checkpoints
+
+__all__ = ["DEFAULT_LIMIT", "FakeAPIServer", "Fault", "RecordedRequest"]
+
+#: The page size when a request gives no ``limit``, as the API's.
+DEFAULT_LIMIT = 10
+
+_ROUTE = "/v1/fine_tuning/jobs/{fine_tuning_job_id}/checkpoints"
+_SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+
+
+@attrs.frozen
+class Fault:
+    """One scripted misbehaviour, used up by the next request the server receives.
+
+    Combine fields freely: ``Fault(status=429, retry_after=2)`` answers 429 with a
+    ``Retry-After: 2`` header; ``Fault(delay=0.5)`` answers correctly but late.
+    """
+
+    #: Answer with this status and an API-shaped error body instead of the page.
+    status: int | None = None
+    #: Send ``Retry-After`` with this many seconds (a string is sent as is, e.g. a date).
+    retry_after: float | str | None = None
+    #: Send ``retry-after-ms`` with this many milliseconds.
+    retry_after_ms: float | None = None
+    #: Send ``x-should-retry: true`` or ``false``.
+    should_retry: bool | None = None
+    #: Seconds to wait before answering (to trigger client timeouts).
+    delay: float = 0.0
+    #: Close the connection without answering.
+    drop_connection: bool = False
+    #: Announce the full body but send only half of it, then close.
+    truncate_body: bool = False
+    #: Answer 200 with a body that is not JSON.
+    non_json_body: bool = False
+    #: Answer with the page that ends at the request's ``after`` cursor, so the client
+    #: sees the same cursor again.
+    repeat_cursor: bool = False
+
+
+@attrs.frozen
+class RecordedRequest:
+    """A request the fake received, with secret headers left out."""
+
+    method: str
+    #: The path exactly as it arrived, still percent-encoded.
+    raw_path: str
+    #: The job id decoded from the path, or ``None`` when the path did not match.
+    fine_tuning_job_id: str | None
+    query: Mapping[str, str]
+    #: The headers, without ``Authorization`` and cookies.
+    headers: Mapping[str, str]
+    #: Whether the request carried the right bearer token.
+    authorized: bool
+    #: The ``x-request-id`` the fake answered with.
+    request_id: str
+
+
+class FakeAPIServer:
+    """A running fake of ``GET /fine_tuning/jobs/{id}/checkpoints`` for tests and demos.
+
+    ``async with FakeAPIServer() as fake:`` starts it on a free loopback port; point a
+    client at ``fake.base_url`` with ``fake.api_key``. Jobs are added with
+    :meth:`add_job`; faults are queued with :meth:`inject`; ``fake.requests`` records
+    what arrived.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        seed: int = 0,
+    ) -> None:
+        """Prepare the fake; it listens only once started.
+
+        ``api_key``: the only bearer token accepted (default: a random ``sk-fake-…``);
+        pass ``""`` to accept any bearer token. ``port=0`` picks a free port.
+        """
+        self.api_key = f"sk-fake-{secrets.token_hex(12)}" if api_key is None else api_key
+        self.host = host
+        self.seed = seed
+        self._port = port
+        self._jobs: dict[str, list[dict[str, Any]]] = {}
+        self._positions: dict[str, dict[str, int]] = {}
+        self._faults: deque[Fault] = deque()
+        self._request_ids = itertools.count(1)
+        #: Every request received, oldest first.
+        self.requests: list[RecordedRequest] = []
+        self._runner: web.AppRunner | None = None
+        self._bound_port: int | None = None
+
+    # -- data ----------------------------------------------------------------------
+
+    def add_job(
+        self,
+        fine_tuning_job_id: str,
+        checkpoints: Sequence[Checkpoint] | None = None,
+        *,
+        count: int = 25,
+    ) -> list[Checkpoint]:
+        """Serve a job: the given checkpoints (newest first), or ``count`` synthetic ones.
+
+        Returns the checkpoints the job now serves, in the order the API lists them.
+        """
+        if checkpoints is None:
+            checkpoints = synthetic_checkpoints(fine_tuning_job_id, count, seed=self.seed)
+        items = [to_wire(checkpoint) for checkpoint in checkpoints]
+        self._jobs[fine_tuning_job_id] = items
+        self._positions[fine_tuning_job_id] = {item["id"]: i for i, item in enumerate(items)}
+        return list(checkpoints)
+
+    @property
+    def job_ids(self) -> list[str]:
+        """The ids of the jobs this fake serves."""
+        return list(self._jobs)
+
+    # -- faults --------------------------------------------------------------------
+
+    def inject(self, *faults: Fault) -> None:
+        """Queue faults; each next request uses up one, in order."""
+        self._faults.extend(faults)
+
+    @property
+    def pending_faults(self) -> int:
+        """How many injected faults are still waiting for a request."""
+        return len(self._faults)
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """The base URL to give a client, e.g. ``http://127.0.0.1:54321/v1``."""
+        if self._bound_port is None:
+            raise RuntimeError("The fake server is not running; start it first")
+        return f"http://{self.host}:{self._bound_port}/v1"
+
+    @property
+    def port(self) -> int:
+        """The port the fake listens on."""
+        if self._bound_port is None:
+            raise RuntimeError("The fake server is not running; start it first")
+        return self._bound_port
+
+    async def start(self) -> None:
+        """Start listening on ``host``:``port``."""
+        if self._runner is not None:
+            raise RuntimeError("The fake server is already running")
+        app = web.Application()
+        app.router.add_get(_ROUTE, self._handle)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self._port)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self._bound_port = int(runner.addresses[0][1])
+
+    async def stop(self) -> None:
+        """Stop listening and close every connection. Safe to repeat."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+        self._bound_port = None
+
+    async def __aenter__(self) -> FakeAPIServer:
+        """Start the fake and return it."""
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Stop the fake."""
+        await self.stop()
+
+    # -- the endpoint --------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        request_id = f"req_fake_{next(self._request_ids):06d}"
+        job_id = request.match_info.get("fine_tuning_job_id")
+        authorized = self._authorized(request.headers.get("Authorization", ""))
+        self.requests.append(
+            RecordedRequest(
+                method=request.method,
+                raw_path=request.raw_path.split("?", 1)[0],
+                fine_tuning_job_id=job_id,
+                query=dict(request.query),
+                headers={
+                    name: value
+                    for name, value in request.headers.items()
+                    if name.lower() not in _SECRET_HEADERS
+                },
+                authorized=authorized,
+                request_id=request_id,
+            )
+        )
+        fault = self._faults.popleft() if self._faults else Fault()
+        headers = {"x-request-id": request_id, **_fault_headers(fault)}
+        if fault.delay:
+            await asyncio.sleep(fault.delay)
+        if fault.drop_connection:
+            return await _drop(request)
+        if fault.status is not None:
+            return _error(fault.status, "Injected fault", "server_error", None, headers)
+        if fault.non_json_body:
+            return web.Response(
+                status=200,
+                text="<html>Bad gateway</html>",
+                content_type="text/html",
+                headers=headers,
+            )
+        if not authorized:
+            return _error(
+                401,
+                "Incorrect API key provided.",
+                "invalid_request_error",
+                None,
+                headers,
+                code="invalid_api_key",
+            )
+        if job_id is None or job_id not in self._jobs:
+            return _error(
+                404,
+                f"Fine-tuning job {job_id!r} not found.",
+                "invalid_request_error",
+                "fine_tuning_job_id",
+                headers,
+                code="fine_tuning_job_not_found",
+            )
+        page, problem = self._page(job_id, request.query, repeat_cursor=fault.repeat_cursor)
+        if problem is not None:
+            return _error(400, problem[1], "invalid_request_error", problem[0], headers)
+        body = json.dumps(page).encode()
+        if fault.truncate_body:
+            return await _truncated(request, body, headers)
+        return web.Response(body=body, content_type="application/json", headers=headers)
+
+    def _authorized(self, header: str) -> bool:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return False
+        return not self.api_key or secrets.compare_digest(token.strip(), self.api_key)
+
+    def _page(
+        self, job_id: str, query: Mapping[str, str], *, repeat_cursor: bool
+    ) -> tuple[dict[str, Any], tuple[str, str] | None]:
+        items = self._jobs[job_id]
+        raw_limit = query.get("limit")
+        limit = DEFAULT_LIMIT
+        if raw_limit is not None:
+            if not raw_limit.isdigit() or int(raw_limit) < 1:
+                return {}, ("limit", f"Invalid limit {raw_limit!r}: expected an integer >= 1.")
+            limit = int(raw_limit)
+        after = query.get("after")
+        start = 0
+        if after is not None:
+            position = self._positions[job_id].get(after)
+            if position is None:
+                return {}, ("after", f"No checkpoint {after!r} in job {job_id!r}.")
+            start = position + 1
+            if repeat_cursor:
+                start = max(0, position + 1 - limit)
+        data = items[start : start + limit]
+        return {
+            "object": "list",
+            "data": data,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+            "has_more": start + len(data) < len(items),
+        }, None
+
+
+def _fault_headers(fault: Fault) -> dict[str, str]:
+    headers = {}
+    if fault.retry_after is not None:
+        headers["Retry-After"] = str(fault.retry_after)
+    if fault.retry_after_ms is not None:
+        headers["retry-after-ms"] = str(fault.retry_after_ms)
+    if fault.should_retry is not None:
+        headers["x-should-retry"] = "true" if fault.should_retry else "false"
+    return headers
+
+
+def _error(
+    status: int,
+    message: str,
+    error_type: str,
+    param: str | None,
+    headers: Mapping[str, str],
+    *,
+    code: str | None = None,
+) -> web.Response:
+    body = {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+    return web.json_response(body, status=status, headers=dict(headers))
+
+
+async def _drop(request: web.Request) -> web.StreamResponse:
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+    # Nothing can be sent on an aborted connection; aiohttp discards this response.
+    return web.Response(status=500)
+
+
+async def _truncated(
+    request: web.Request, body: bytes, headers: Mapping[str, str]
+) -> web.StreamResponse:
+    response = web.StreamResponse(status=200, headers=dict(headers))
+    response.content_type = "application/json"
+    response.content_length = len(body)
+    await response.prepare(request)
+    await response.write(body[: len(body) // 2])
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+    return response

@@ -1,0 +1,194 @@
+"""The wire edge: JSON bodies to records, validation errors, and records back to JSON."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from fine_tune_ckpt import (
+    APIResponseValidationError,
+    Checkpoint,
+    CheckpointMetrics,
+    CheckpointPage,
+    to_wire,
+)
+from fine_tune_ckpt._wire import parse_page
+
+from .conftest import load_fixture
+
+
+def _body(value: Any) -> bytes:
+    return json.dumps(value).encode()
+
+
+def _page_with(**changes: Any) -> dict[str, Any]:
+    page: dict[str, Any] = load_fixture("page_spec_example.json")
+    page.update(changes)
+    return page
+
+
+def _problem(body: bytes) -> str:
+    with pytest.raises(APIResponseValidationError) as caught:
+        parse_page(body, status_code=200, request_id="req_1")
+    assert caught.value.status_code == 200
+    assert caught.value.request_id == "req_1"
+    return caught.value.message
+
+
+def test_spec_example_parses_into_records() -> None:
+    """The spec's own example page becomes a page of two typed checkpoints."""
+    page = parse_page(_body(load_fixture("page_spec_example.json")))
+    assert page.has_more is True
+    assert page.first_id == "ftckpt_zc4Q7MP6XxulcVzj4MZdwsAB"
+    assert page.last_id == "ftckpt_enQCFmOTGj3syEpYVhBRLTSy"
+    first = page.data[0]
+    assert first.id == "ftckpt_zc4Q7MP6XxulcVzj4MZdwsAB"
+    assert first.step_number == 2000
+    assert first.fine_tuning_job_id == "ftjob-abc123"
+    assert first.metrics == CheckpointMetrics(
+        full_valid_loss=0.134, full_valid_mean_token_accuracy=0.874
+    )
+
+
+def test_created_at_is_an_aware_utc_datetime() -> None:
+    """``created_at`` arrives as Unix seconds and becomes an aware UTC datetime."""
+    page = parse_page(_body(load_fixture("page_spec_example.json")))
+    assert page.data[0].created_at == datetime(2024, 7, 23, 20, 1, 7, tzinfo=UTC)
+    assert page.data[0].created_at.tzinfo is UTC
+
+
+def test_next_after_is_the_last_item_id_while_has_more() -> None:
+    """The next page's cursor is the last item's id, and there is none on the last page."""
+    page = parse_page(_body(load_fixture("page_spec_example.json")))
+    assert page.next_after == "ftckpt_enQCFmOTGj3syEpYVhBRLTSy"
+    last = parse_page(_body(_page_with(has_more=False)))
+    assert last.next_after is None
+
+
+def test_unknown_fields_are_ignored() -> None:
+    """Fields the API adds later never break parsing."""
+    raw = _page_with(new_top_level={"x": 1})
+    raw["data"][0]["brand_new_field"] = [1, 2]
+    raw["data"][0]["metrics"]["new_metric"] = 0.5
+    page = parse_page(_body(raw))
+    assert page.data[0].id == "ftckpt_zc4Q7MP6XxulcVzj4MZdwsAB"
+
+
+def test_records_are_frozen() -> None:
+    """Records cannot be changed after parsing."""
+    page = parse_page(_body(load_fixture("page_spec_example.json")))
+    with pytest.raises(AttributeError):
+        page.data[0].id = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "fixture",
+    ["page_spec_example.json"],
+)
+def test_page_round_trips_to_identical_wire_json(fixture: str) -> None:
+    """A page turned back into JSON is exactly the JSON it was parsed from."""
+    raw = load_fixture(fixture)
+    assert to_wire(parse_page(_body(raw))) == raw
+
+
+def test_checkpoint_round_trips_with_every_metric_and_integer_values() -> None:
+    """All seven metrics survive, and integers in metrics stay integers on the way back."""
+    raw = load_fixture("checkpoint_all_metrics.json")
+    page = parse_page(_body({"object": "list", "data": [raw], "has_more": False}))
+    checkpoint = page.data[0]
+    assert checkpoint.metrics.step == 88
+    assert isinstance(checkpoint.metrics.step, int)
+    assert to_wire(checkpoint) == raw
+    assert json.dumps(to_wire(checkpoint), sort_keys=True) == json.dumps(raw, sort_keys=True)
+
+
+def test_to_wire_leaves_out_absent_metrics() -> None:
+    """Metrics the API did not send stay absent instead of becoming ``null``."""
+    assert to_wire(CheckpointMetrics(valid_loss=0.5)) == {"valid_loss": 0.5}
+
+
+def test_to_wire_rejects_other_objects() -> None:
+    """``to_wire`` names what it takes when given something else."""
+    with pytest.raises(TypeError, match="Checkpoint"):
+        to_wire({"id": "x"})  # type: ignore[arg-type]
+
+
+def test_to_wire_of_a_handmade_checkpoint() -> None:
+    """A checkpoint built in code serialises with ``object`` and integer ``created_at``."""
+    checkpoint = Checkpoint(
+        id="ftckpt_1",
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+        fine_tuned_model_checkpoint="ft:base:org:sfx:abc:ckpt-step-1",
+        fine_tuning_job_id="ftjob-1",
+        metrics=CheckpointMetrics(),
+        step_number=1,
+    )
+    assert to_wire(checkpoint) == {
+        "id": "ftckpt_1",
+        "created_at": 1767225600,
+        "fine_tuned_model_checkpoint": "ft:base:org:sfx:abc:ckpt-step-1",
+        "fine_tuning_job_id": "ftjob-1",
+        "metrics": {},
+        "step_number": 1,
+        "object": "fine_tuning.job.checkpoint",
+    }
+    page = CheckpointPage(data=(checkpoint,), has_more=False)
+    assert to_wire(page)["data"] == [to_wire(checkpoint)]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"", "not JSON"),
+        (b"<html>502 Bad Gateway</html>", "not JSON"),
+        (b"\xff\xfe", "not JSON"),
+        (b"[]", "not an object"),
+        (_body(_page_with(data="abc")), "expected a list, got str @ $.data"),
+        (_body(_page_with(data={"a": 1})), "expected a list, got dict @ $.data"),
+        (_body(_page_with(object="lst")), "expected 'list', got 'lst' @ $.object"),
+        (_body(_page_with(has_more="yes")), "expected a boolean, got str @ $.has_more"),
+        (_body(_page_with(first_id=5)), "expected a string, got int @ $.first_id"),
+    ],
+)
+def test_invalid_pages_raise_one_clear_error(body: bytes, expected: str) -> None:
+    """Each kind of broken body gives an APIResponseValidationError saying what and where."""
+    assert expected in _problem(body)
+
+
+def test_missing_has_more_is_named_by_path() -> None:
+    """A page without ``has_more`` names that field."""
+    raw = _page_with()
+    del raw["has_more"]
+    assert "required field missing @ $.has_more" in _problem(_body(raw))
+
+
+def test_bad_items_are_listed_by_path() -> None:
+    """Every wrong field of every item is named by its JSON path."""
+    raw = _page_with()
+    raw["data"][0]["id"] = 3
+    raw["data"][0]["created_at"] = True
+    raw["data"][0]["step_number"] = "2000"
+    del raw["data"][1]["id"]
+    raw["data"][1]["object"] = "nope"
+    message = _problem(_body(raw))
+    assert "expected a string, got int @ $.data[0].id" in message
+    assert "expected an integer, got bool @ $.data[0].created_at" in message
+    assert "expected an integer, got str @ $.data[0].step_number" in message
+    assert "required field missing @ $.data[1].id" in message
+    assert "expected 'fine_tuning.job.checkpoint', got 'nope' @ $.data[1].object" in message
+
+
+def test_a_long_list_of_problems_is_cut_short() -> None:
+    """A page of hundreds of broken items gives a readable message, not thousands of lines."""
+    message = _problem(_body({"object": "list", "data": [{}] * 100, "has_more": False}))
+    assert "and 590 more" in message
+
+
+def test_metrics_must_be_numbers() -> None:
+    """A metric sent as a string is a validation error, not silently converted."""
+    raw = _page_with()
+    raw["data"][0]["metrics"]["full_valid_loss"] = "0.1"
+    assert "expected a number, got str @ $.data[0].metrics.full_valid_loss" in _problem(_body(raw))

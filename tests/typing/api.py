@@ -1,0 +1,46 @@
+"""Exercises the public API for ``mypy --strict`` only; it is never run."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, assert_type
+
+import aiohttp
+
+from fine_tune_ckpt import (
+    APIError,
+    AsyncCheckpointPager,
+    AsyncClient,
+    Checkpoint,
+    CheckpointMetrics,
+    CheckpointPage,
+    to_wire,
+)
+from fine_tune_ckpt.testing import FakeAPIServer, FakeClock, Fault
+
+
+async def usage(session: aiohttp.ClientSession) -> None:
+    """Each public call, with the types users get back."""
+    async with AsyncClient(api_key="sk", session=session, clock=FakeClock()) as client:
+        pager = client.checkpoints.list("ftjob-1", after=None, limit=10, max_items=5)
+        assert_type(pager, AsyncCheckpointPager)
+        page = await pager
+        assert_type(page, CheckpointPage)
+        assert_type(page.next_after, str | None)
+        async for checkpoint in pager:
+            assert_type(checkpoint, Checkpoint)
+            assert_type(checkpoint.created_at, datetime)
+            assert_type(checkpoint.metrics, CheckpointMetrics)
+            assert_type(checkpoint.metrics.full_valid_loss, float | None)
+        async for each_page in pager.pages():
+            assert_type(each_page, CheckpointPage)
+        assert_type(await pager.to_list(), list[Checkpoint])
+        assert_type(to_wire(page), dict[str, Any])
+    try:
+        pass
+    except APIError as error:
+        assert_type(error.resume_after, str | None)
+        assert_type(error.request_id, str | None)
+    async with FakeAPIServer(api_key="sk") as fake:
+        fake.inject(Fault(status=429, retry_after=1))
+        assert_type(fake.base_url, str)
