@@ -64,8 +64,12 @@ async def _no_leaked_tasks() -> AsyncIterator[None]:
     """Fail a test that leaves a task running behind it."""
     yield
     current = asyncio.current_task()
-    await asyncio.sleep(0)
-    leaked = [task for task in asyncio.all_tasks() if task is not current and not task.done()]
+    leaked: list[asyncio.Task[object]] = []
+    for _ in range(20):  # cancelled tasks need a few loop turns to finish
+        await asyncio.sleep(0)
+        leaked = [task for task in asyncio.all_tasks() if task is not current and not task.done()]
+        if not leaked:
+            break
     assert not leaked, f"tasks left running: {leaked}"
 
 

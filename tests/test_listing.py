@@ -243,3 +243,40 @@ async def test_secrets_stay_out_of_the_fake_request_log(
     assert request.authorized
     assert "Authorization" not in request.headers
     assert fake_api.api_key not in repr(request)
+
+
+async def test_cancelling_a_request_in_flight_is_not_retried(
+    client: AsyncClient, fake_api: FakeAPIServer, fake_clock: FakeClock
+) -> None:
+    """A task cancelled while its request is in flight ends at once: no retry, no leak."""
+    import asyncio
+
+    fake_api.inject(Fault(delay=5.0))
+    task = asyncio.create_task(client.checkpoints.list(JOB).to_list())
+    await fake_api.wait_for_requests(1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert len(fake_api.requests) == 1
+    assert fake_clock.sleeps == []
+    # The client stays usable after the cancellation.
+    assert len(await client.checkpoints.list(JOB).to_list()) == 25
+
+
+async def test_deadline_bounds_a_slow_request_with_retries(fake_api: FakeAPIServer) -> None:
+    """With a deadline shorter than timeout x attempts, the request gives up at the deadline."""
+    import time
+
+    fake_api.inject(*[Fault(delay=1.0)] * 3)
+    async with AsyncClient(
+        api_key=fake_api.api_key,
+        base_url=fake_api.base_url,
+        timeout=10.0,
+        deadline=0.2,
+        max_retries=2,
+    ) as client:
+        started = time.monotonic()
+        with pytest.raises(APITimeoutError):
+            await client.checkpoints.list(JOB)
+        assert time.monotonic() - started < 0.9
+    assert len(fake_api.requests) == 1

@@ -111,6 +111,7 @@ class FakeAPIServer:
         self._request_ids = itertools.count(1)
         #: Every request received, oldest first.
         self.requests: list[RecordedRequest] = []
+        self._arrivals = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self._bound_port: int | None = None
 
@@ -150,6 +151,11 @@ class FakeAPIServer:
         """How many injected faults are still waiting for a request."""
         return len(self._faults)
 
+    async def wait_for_requests(self, count: int) -> None:
+        """Wait until at least ``count`` requests have arrived (e.g. to cancel mid-request)."""
+        async with self._arrivals:
+            await self._arrivals.wait_for(lambda: len(self.requests) >= count)
+
     # -- lifecycle -----------------------------------------------------------------
 
     @property
@@ -172,7 +178,15 @@ class FakeAPIServer:
             raise RuntimeError("The fake server is already running")
         app = web.Application()
         app.router.add_get(_ROUTE, self._handle)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
+        # handler_cancellation: a client that hangs up stops the handler, as on a real
+        # server, so a delayed answer nobody waits for leaves no task behind.
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=0.5,
+            handler_cancellation=True,
+        )
         await runner.setup()
         site = web.TCPSite(runner, self.host, self._port)
         try:
@@ -225,6 +239,8 @@ class FakeAPIServer:
                 request_id=request_id,
             )
         )
+        async with self._arrivals:
+            self._arrivals.notify_all()
         fault = self._faults.popleft() if self._faults else Fault()
         headers = {"x-request-id": request_id, **_fault_headers(fault)}
         if fault.delay:
