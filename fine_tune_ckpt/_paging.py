@@ -15,7 +15,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from contextlib import aclosing
 from typing import Any
 
@@ -83,7 +83,7 @@ class AsyncCheckpointPager:
             f"after={self.after!r}, limit={self.limit!r}, max_items={self.max_items!r})"
         )
 
-    def __aiter__(self) -> AsyncIterator[Checkpoint]:
+    def __aiter__(self) -> AsyncGenerator[Checkpoint, None]:
         """Iterate over every checkpoint, newest first, across pages."""
         return self._items()
 
@@ -91,7 +91,7 @@ class AsyncCheckpointPager:
         """Fetch and return the first page only."""
         return self._fetch(self.after).__await__()
 
-    def pages(self) -> AsyncIterator[CheckpointPage]:
+    def pages(self) -> AsyncGenerator[CheckpointPage, None]:
         """Iterate over whole pages as the API sends them.
 
         With ``max_items`` set, iteration stops after the page that reaches it; pages are

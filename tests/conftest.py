@@ -17,6 +17,8 @@ from aioresponses import core as aioresponses_core
 from fine_tune_ckpt import AsyncClient
 from fine_tune_ckpt.testing import FakeAPIServer, FakeClock
 
+pytest_plugins = ["pytester"]
+
 FIXTURES = Path(__file__).parent / "fixtures"
 
 

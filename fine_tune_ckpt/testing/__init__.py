@@ -8,10 +8,11 @@
 
 from ._clock import FakeClock
 from ._data import synthetic_checkpoints
-from ._server import DEFAULT_LIMIT, FakeAPIServer, Fault, RecordedRequest
+from ._server import DEFAULT_LIMIT, RANDOM_FAULTS, FakeAPIServer, Fault, RecordedRequest
 
 __all__ = [
     "DEFAULT_LIMIT",
+    "RANDOM_FAULTS",
     "FakeAPIServer",
     "FakeClock",
     "Fault",

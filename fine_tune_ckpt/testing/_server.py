@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import random
 import secrets
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -23,7 +24,7 @@ from .._models import Checkpoint
 from .._wire import to_wire
 from ._data import synthetic_checkpoints
 
-__all__ = ["DEFAULT_LIMIT", "FakeAPIServer", "Fault", "RecordedRequest"]
+__all__ = ["DEFAULT_LIMIT", "RANDOM_FAULTS", "FakeAPIServer", "Fault", "RecordedRequest"]
 
 #: The page size when a request gives no ``limit``, as the API's.
 DEFAULT_LIMIT = 10
@@ -61,6 +62,18 @@ class Fault:
     repeat_cursor: bool = False
 
 
+#: What ``fault_rate`` draws from by default: every fault a client must survive by retrying.
+RANDOM_FAULTS: tuple[Fault, ...] = (
+    Fault(status=429, retry_after=1),
+    Fault(status=429, retry_after_ms=250),
+    Fault(status=500),
+    Fault(status=502),
+    Fault(status=503),
+    Fault(drop_connection=True),
+    Fault(truncate_body=True),
+)
+
+
 @attrs.frozen
 class RecordedRequest:
     """A request the fake received, with secret headers left out."""
@@ -95,12 +108,23 @@ class FakeAPIServer:
         host: str = "127.0.0.1",
         port: int = 0,
         seed: int = 0,
+        fault_rate: float = 0.0,
+        fault_seed: int = 0,
+        random_faults: Sequence[Fault] = RANDOM_FAULTS,
     ) -> None:
         """Prepare the fake; it listens only once started.
 
         ``api_key``: the only bearer token accepted (default: a random ``sk-fake-…``);
-        pass ``""`` to accept any bearer token. ``port=0`` picks a free port.
+        pass ``""`` to accept any bearer token. ``port=0`` picks a free port. ``seed``
+        makes the synthetic checkpoints. With ``fault_rate`` above 0, each request that
+        no injected fault is waiting for misbehaves with that probability, as one of
+        ``random_faults`` drawn from a generator seeded with ``fault_seed``: the same
+        seed gives the same faults on the same sequence of requests.
         """
+        if not 0.0 <= fault_rate <= 1.0:
+            raise ValueError(f"fault_rate must be within [0, 1], got {fault_rate}")
+        if fault_rate and not random_faults:
+            raise ValueError("random_faults must not be empty when fault_rate is above 0")
         self.api_key = f"sk-fake-{secrets.token_hex(12)}" if api_key is None else api_key
         self.host = host
         self.seed = seed
@@ -108,6 +132,9 @@ class FakeAPIServer:
         self._jobs: dict[str, list[dict[str, Any]]] = {}
         self._positions: dict[str, dict[str, int]] = {}
         self._faults: deque[Fault] = deque()
+        self.fault_rate = fault_rate
+        self._random_faults = tuple(random_faults)
+        self._fault_random = random.Random(fault_seed)
         self._request_ids = itertools.count(1)
         #: Every request received, oldest first.
         self.requests: list[RecordedRequest] = []
@@ -145,6 +172,10 @@ class FakeAPIServer:
     def inject(self, *faults: Fault) -> None:
         """Queue faults; each next request uses up one, in order."""
         self._faults.extend(faults)
+
+    def clear_faults(self) -> None:
+        """Drop the injected faults no request has used yet."""
+        self._faults.clear()
 
     @property
     def pending_faults(self) -> int:
@@ -241,14 +272,14 @@ class FakeAPIServer:
         )
         async with self._arrivals:
             self._arrivals.notify_all()
-        fault = self._faults.popleft() if self._faults else Fault()
+        fault = self._next_fault()
         headers = {"x-request-id": request_id, **_fault_headers(fault)}
         if fault.delay:
             await asyncio.sleep(fault.delay)
         if fault.drop_connection:
             return await _drop(request)
         if fault.status is not None:
-            return _error(fault.status, "Injected fault", "server_error", None, headers)
+            return _fault_error(fault.status, headers)
         if fault.non_json_body:
             return web.Response(
                 status=200,
@@ -281,6 +312,13 @@ class FakeAPIServer:
         if fault.truncate_body:
             return await _truncated(request, body, headers)
         return web.Response(body=body, content_type="application/json", headers=headers)
+
+    def _next_fault(self) -> Fault:
+        if self._faults:
+            return self._faults.popleft()
+        if self.fault_rate and self._fault_random.random() < self.fault_rate:
+            return self._fault_random.choice(self._random_faults)
+        return Fault()
 
     def _authorized(self, header: str) -> bool:
         scheme, _, token = header.partition(" ")
@@ -326,6 +364,28 @@ def _fault_headers(fault: Fault) -> dict[str, str]:
     if fault.should_retry is not None:
         headers["x-should-retry"] = "true" if fault.should_retry else "false"
     return headers
+
+
+def _fault_error(status: int, headers: Mapping[str, str]) -> web.Response:
+    """An injected error status, worded as the real API words it."""
+    if status == 429:
+        return _error(
+            429,
+            "Rate limit reached for requests (injected by the fake).",
+            "requests",
+            None,
+            headers,
+            code="rate_limit_exceeded",
+        )
+    if status >= 500:
+        return _error(
+            status,
+            "The server had an error while processing your request (injected).",
+            "server_error",
+            None,
+            headers,
+        )
+    return _error(status, f"Injected {status} error.", "invalid_request_error", None, headers)
 
 
 def _error(

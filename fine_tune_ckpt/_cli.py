@@ -1,0 +1,423 @@
+"""The ``fine-tune-ckpt`` command: list checkpoints, run the offline demo, serve the fake.
+
+Exit codes: 0 success, 1 API or network error (one line, no traceback), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import csv
+import json
+import logging
+import signal
+import sys
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
+from contextlib import aclosing
+from typing import IO
+
+import attrs
+
+from ._client import AsyncClient
+from ._errors import APIError, FineTuneCkptError
+from ._models import Checkpoint, CheckpointMetrics
+from ._paging import AsyncCheckpointPager
+from ._selection import METRICS, better_is, pick_best
+from ._version import __version__
+from ._wire import to_wire
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_API_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+FORMATS = ("table", "json", "jsonl", "csv")
+DEMO_JOB_ID = "ftjob-demo"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command with ``argv`` (default: ``sys.argv[1:]``) and return its exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "list":
+            return asyncio.run(_list_command(args, sys.stdout, sys.stderr))
+        if args.command == "demo":
+            return asyncio.run(_demo_command(sys.stdout, sys.stderr))
+        return asyncio.run(_serve_command(args, sys.stdout))
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): stop quietly, as other Unix tools do.
+        with contextlib.suppress(OSError):
+            sys.stdout = open(  # noqa: SIM115 - replaces stdout until exit
+                "/dev/null", "w", encoding="utf-8"
+            )
+        return EXIT_OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fine-tune-ckpt",
+        description="List the checkpoints of fine-tuning jobs.",
+        epilog="Configuration comes from OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_ORG_ID and "
+        "OPENAI_PROJECT_ID, as in the official SDK. Try `fine-tune-ckpt demo` first.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    listing = commands.add_parser(
+        "list",
+        help="list a job's checkpoints",
+        description="List a job's checkpoints, newest first, across every page.",
+    )
+    listing.add_argument("job_id", metavar="JOB_ID", help="the fine-tuning job id")
+    listing.add_argument("--limit", type=_positive_int, help="page size asked of the API")
+    listing.add_argument("--after", help="start after this checkpoint id")
+    listing.add_argument("--max-items", type=_positive_int, help="stop after N checkpoints")
+    listing.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="output format (default: table on a terminal, jsonl when piped)",
+    )
+    listing.add_argument(
+        "--best",
+        choices=METRICS,
+        metavar="METRIC",
+        help="print only the checkpoint to deploy by METRIC (losses: lowest wins; "
+        f"accuracies: highest wins); one of {', '.join(METRICS)}",
+    )
+    listing.add_argument("--base-url", help="API base URL (default: OPENAI_BASE_URL or the API)")
+    listing.add_argument(
+        "--max-retries", type=_non_negative_int, default=2, help="retries per request"
+    )
+    listing.add_argument("-v", "--verbose", action="store_true", help="log retries on stderr")
+
+    commands.add_parser(
+        "demo",
+        help="run the main job offline against the built-in fake API",
+        description="Start the fake API on a free loopback port, list a demo job's "
+        "checkpoints through the real client (surviving one injected 429), print the "
+        "table and the best checkpoint, and stop the fake.",
+    )
+
+    serve = commands.add_parser(
+        "serve-fake",
+        help="run the fake API until interrupted",
+        description="Serve the fake checkpoints API for other programs to use.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    serve.add_argument("--port", type=_non_negative_int, default=8080, help="0 picks a free one")
+    serve.add_argument("--api-key", help="the key to accept (default: a random one)")
+    serve.add_argument("--jobs", type=_positive_int, default=3, help="how many jobs to serve")
+    serve.add_argument(
+        "--checkpoints", type=_non_negative_int, default=25, help="checkpoints per job"
+    )
+    serve.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
+    serve.add_argument(
+        "--fault-rate", type=_rate, default=0.0, help="probability of a random fault (0..1)"
+    )
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be within 0..1, got {text}")
+    return value
+
+
+# -- list ---------------------------------------------------------------------------
+
+
+async def _list_command(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    try:
+        client = AsyncClient(base_url=args.base_url, max_retries=args.max_retries)
+        pager = client.checkpoints.list(
+            args.job_id, after=args.after, limit=args.limit, max_items=args.max_items
+        )
+    except (FineTuneCkptError, ValueError, TypeError) as exc:
+        print(f"fine-tune-ckpt: error: {exc}", file=err)
+        return EXIT_USAGE
+    output_format = args.format or ("table" if out.isatty() else "jsonl")
+    with _retry_log(err, enabled=args.verbose):
+        async with client:
+            items = _walk(pager, err, show_progress=err.isatty())
+            try:
+                if args.best:
+                    return await _print_best(items, args.best, output_format, out, err)
+                writer = _Writer(output_format, out)
+                async for checkpoint in items:
+                    writer.write(checkpoint)
+                writer.close()
+            except APIError as exc:
+                print(_one_line(exc), file=err)
+                return EXIT_API_ERROR
+            finally:
+                await items.aclose()
+    return EXIT_OK
+
+
+async def _walk(
+    pager: AsyncCheckpointPager, err: IO[str], *, show_progress: bool
+) -> AsyncGenerator[Checkpoint, None]:
+    """Yield the pager's checkpoints, showing pages and items so far on a terminal."""
+    pages = items = 0
+    remaining = pager.max_items
+    async with aclosing(pager.pages()) as walk:
+        async for page in walk:
+            data = page.data if remaining is None else page.data[:remaining]
+            pages += 1
+            items += len(data)
+            if remaining is not None:
+                remaining -= len(data)
+            if show_progress:
+                err.write(f"\r{pages} pages, {items} checkpoints")
+                err.flush()
+            for checkpoint in data:
+                yield checkpoint
+    if show_progress:
+        err.write("\r\033[K")  # clear the progress line
+        err.flush()
+
+
+async def _print_best(
+    items: AsyncIterator[Checkpoint], metric: str, output_format: str, out: IO[str], err: IO[str]
+) -> int:
+    best: Checkpoint | None = None
+    seen = 0
+    async for checkpoint in items:
+        seen += 1
+        best = pick_best([best, checkpoint] if best else [checkpoint], metric)
+    if best is None:
+        print(f"fine-tune-ckpt: none of {seen} checkpoints reports {metric}", file=err)
+        return EXIT_API_ERROR
+    writer = _Writer(output_format, out)
+    writer.write(best)
+    writer.close()
+    reason = (
+        f"Best by {metric} ({better_is(metric)} wins among {seen} checkpoints): "
+        f"step {best.step_number}, {metric}={getattr(best.metrics, metric)}"
+    )
+    print(reason, file=out if output_format == "table" else err)
+    return EXIT_OK
+
+
+def _one_line(error: APIError) -> str:
+    line = f"fine-tune-ckpt: error: {type(error).__name__}: {error.message}"
+    if error.request_id:
+        line += f" (request id {error.request_id})"
+    if error.resume_after:
+        line += f"; resume with --after {error.resume_after}"
+    return line
+
+
+@contextlib.contextmanager
+def _retry_log(err: IO[str], *, enabled: bool) -> Iterator[None]:
+    """Show the library's retry log lines on stderr while the command runs."""
+    if not enabled:
+        yield
+        return
+    logger = logging.getLogger("fine_tune_ckpt")
+    handler = logging.StreamHandler(err)
+    handler.setFormatter(logging.Formatter("fine-tune-ckpt: %(message)s"))
+    previous_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous_level)
+
+
+# -- output -------------------------------------------------------------------------
+
+_CSV_COLUMNS = (
+    "id",
+    "created_at",
+    "step_number",
+    "fine_tuned_model_checkpoint",
+    "fine_tuning_job_id",
+    *(field for field in attrs.fields_dict(CheckpointMetrics)),
+)
+_TABLE = (
+    ("STEP", 7),
+    ("CREATED (UTC)", 16),
+    ("TRAIN_LOSS", 10),
+    ("VALID_LOSS", 10),
+    ("FULL_VALID_LOSS", 15),
+    ("FULL_VALID_ACC", 14),
+)
+
+
+class _Writer:
+    """Writes checkpoints one by one in one format, so long listings stream."""
+
+    def __init__(self, output_format: str, out: IO[str]) -> None:
+        self._format = output_format
+        self._out = out
+        self._count = 0
+        self._csv = csv.writer(out, lineterminator="\n") if output_format == "csv" else None
+
+    def write(self, checkpoint: Checkpoint) -> None:
+        if self._count == 0:
+            self._start()
+        self._count += 1
+        if self._format == "jsonl":
+            self._out.write(json.dumps(to_wire(checkpoint)) + "\n")
+        elif self._format == "json":
+            separator = "  " if self._count == 1 else ", "
+            self._out.write(separator + json.dumps(to_wire(checkpoint)) + "\n")
+        elif self._csv is not None:
+            self._csv.writerow(_csv_row(checkpoint))
+        else:
+            self._out.write(_table_row(checkpoint) + "\n")
+
+    def close(self) -> None:
+        if self._count == 0:
+            self._start()
+        if self._format == "json":
+            self._out.write("]\n")
+        elif self._format == "table" and self._count == 0:
+            self._out.write("(no checkpoints)\n")
+        self._out.flush()
+
+    def _start(self) -> None:
+        if self._format == "json":
+            self._out.write("[\n")
+        elif self._csv is not None:
+            self._csv.writerow(_CSV_COLUMNS)
+        elif self._format == "table":
+            header = "  ".join(name.rjust(width) for name, width in _TABLE)
+            self._out.write(f"{header}  CHECKPOINT MODEL\n")
+
+
+def _csv_row(checkpoint: Checkpoint) -> list[object]:
+    metrics = to_wire(checkpoint.metrics)
+    return [
+        checkpoint.id,
+        checkpoint.created_at.isoformat(),
+        checkpoint.step_number,
+        checkpoint.fine_tuned_model_checkpoint,
+        checkpoint.fine_tuning_job_id,
+        *(metrics.get(name, "") for name in attrs.fields_dict(CheckpointMetrics)),
+    ]
+
+
+def _table_row(checkpoint: Checkpoint) -> str:
+    metrics = checkpoint.metrics
+    cells = (
+        str(checkpoint.step_number),
+        checkpoint.created_at.strftime("%Y-%m-%d %H:%M"),
+        _number(metrics.train_loss),
+        _number(metrics.valid_loss),
+        _number(metrics.full_valid_loss),
+        _number(metrics.full_valid_mean_token_accuracy),
+    )
+    row = "  ".join(cell.rjust(width) for cell, (_, width) in zip(cells, _TABLE, strict=True))
+    return f"{row}  {checkpoint.fine_tuned_model_checkpoint}"
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+# -- demo ---------------------------------------------------------------------------
+
+
+async def _demo_command(out: IO[str], err: IO[str]) -> int:
+    from .testing import FakeAPIServer, Fault
+
+    async with FakeAPIServer() as fake:
+        fake.add_job(DEMO_JOB_ID, count=30)
+        # The second page is refused once with 429 + Retry-After, to show the retry.
+        fake.inject(Fault(), Fault(status=429, retry_after=1))
+        print(f"fine-tune-ckpt: demo: fake API on {fake.base_url}, job {DEMO_JOB_ID}", file=err)
+        with _retry_log(err, enabled=True):
+            async with AsyncClient(api_key=fake.api_key, base_url=fake.base_url) as client:
+                writer = _Writer("table", out)
+                checkpoints = []
+                pages = 0
+                try:
+                    async for page in client.checkpoints.list(DEMO_JOB_ID, limit=10).pages():
+                        pages += 1
+                        print(
+                            f"fine-tune-ckpt: demo: page {pages}: {len(page.data)} checkpoints",
+                            file=err,
+                        )
+                        for checkpoint in page.data:
+                            writer.write(checkpoint)
+                            checkpoints.append(checkpoint)
+                except APIError as exc:
+                    print(_one_line(exc), file=err)
+                    return EXIT_API_ERROR
+                writer.close()
+    best = pick_best(checkpoints, "full_valid_loss")
+    if best is None:
+        print("fine-tune-ckpt: demo: no checkpoint reports full_valid_loss", file=err)
+        return EXIT_API_ERROR
+    print(
+        f"\n{len(checkpoints)} checkpoints in {pages} pages. Deploy "
+        f"{best.fine_tuned_model_checkpoint} (step {best.step_number}): lowest "
+        f"full_valid_loss, {best.metrics.full_valid_loss}.",
+        file=out,
+    )
+    return EXIT_OK
+
+
+# -- serve-fake ---------------------------------------------------------------------
+
+
+async def _serve_command(args: argparse.Namespace, out: IO[str]) -> int:
+    from .testing import FakeAPIServer
+
+    fake = FakeAPIServer(
+        api_key=args.api_key,
+        host=args.host,
+        port=args.port,
+        seed=args.seed,
+        fault_rate=args.fault_rate,
+    )
+    for number in range(1, args.jobs + 1):
+        fake.add_job(f"ftjob-fake{number:03d}", count=args.checkpoints)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # not on Windows' default loop
+            loop.add_signal_handler(signum, stop.set)
+    async with fake:
+        print(f"Fake checkpoints API listening on {fake.base_url}", file=out)
+        print(f"API key: {fake.api_key}", file=out)
+        print(f"Jobs: {', '.join(fake.job_ids)}", file=out)
+        print(
+            f"Try: OPENAI_BASE_URL={fake.base_url} OPENAI_API_KEY={fake.api_key} "
+            f"fine-tune-ckpt list {fake.job_ids[0]}",
+            file=out,
+        )
+        out.flush()
+        await stop.wait()
+    return EXIT_OK

@@ -1,0 +1,273 @@
+"""The ``fine-tune-ckpt`` command, run as a user runs it: a subprocess, real exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable
+
+import attrs
+import pytest
+
+from fine_tune_ckpt import AsyncClient, Checkpoint, to_wire
+from fine_tune_ckpt.testing import FakeAPIServer, FakeClock
+
+JOB = "ftjob-abc123"
+
+
+@attrs.frozen
+class Run:
+    """What a finished command left behind."""
+
+    code: int
+    out: str
+    err: str
+
+
+def _env(**settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    env.update(settings)
+    return env
+
+
+async def _run(*args: str, env: dict[str, str] | None = None) -> Run:
+    """Run ``python -m fine_tune_ckpt ARGS`` without blocking the loop serving the fake."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "fine_tune_ckpt",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env if env is not None else _env(),
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return Run(process.returncode, out.decode(), err.decode())
+
+
+def _for(fake: FakeAPIServer) -> dict[str, str]:
+    return _env(OPENAI_API_KEY=fake.api_key, OPENAI_BASE_URL=fake.base_url)
+
+
+async def test_demo_runs_the_main_job_offline() -> None:
+    """``demo`` lists every page through a 429 and names the checkpoint to deploy."""
+    run = await _run("demo")
+    assert run.code == 0, run.err
+    assert "FULL_VALID_LOSS" in run.out
+    assert "30 checkpoints in 3 pages. Deploy ft:gpt-4o-mini-2024-07-18:" in run.out
+    assert "Retrying in 1.00 s" in run.err
+    assert "status 429" in run.err
+
+
+async def test_list_writes_wire_json_lines_when_piped(fake_api: FakeAPIServer) -> None:
+    """Piped output is JSON Lines, each line the API's own JSON for a checkpoint."""
+    expected = fake_api.add_job(JOB, count=25)
+    run = await _run("list", JOB, env=_for(fake_api))
+    assert run.code == 0, run.err
+    lines = run.out.splitlines()
+    assert [json.loads(line) for line in lines] == [to_wire(c) for c in expected]
+
+
+async def test_list_json_format(fake_api: FakeAPIServer) -> None:
+    """``--format json`` writes one JSON array of wire checkpoints."""
+    expected = fake_api.add_job(JOB, count=12)
+    run = await _run("list", JOB, "--format", "json", env=_for(fake_api))
+    assert json.loads(run.out) == [to_wire(c) for c in expected]
+
+
+async def test_list_json_format_with_no_checkpoints(fake_api: FakeAPIServer) -> None:
+    """An empty job gives an empty JSON array, and a table that says so."""
+    fake_api.add_job("ftjob-empty", [])
+    run = await _run("list", "ftjob-empty", "--format", "json", env=_for(fake_api))
+    assert json.loads(run.out) == []
+    run = await _run("list", "ftjob-empty", "--format", "table", env=_for(fake_api))
+    assert "(no checkpoints)" in run.out
+
+
+async def test_list_csv_format(fake_api: FakeAPIServer) -> None:
+    """``--format csv`` writes a header and one row per checkpoint."""
+    expected = fake_api.add_job(JOB, count=5)
+    run = await _run("list", JOB, "--format", "csv", env=_for(fake_api))
+    rows = list(csv.DictReader(io.StringIO(run.out)))
+    assert [row["id"] for row in rows] == [c.id for c in expected]
+    assert float(rows[0]["full_valid_loss"]) == expected[0].metrics.full_valid_loss
+    assert rows[0]["created_at"] == expected[0].created_at.isoformat()
+
+
+async def test_list_table_format(fake_api: FakeAPIServer) -> None:
+    """``--format table`` writes aligned columns with the model names."""
+    expected = fake_api.add_job(JOB, count=3)
+    run = await _run("list", JOB, "--format", "table", env=_for(fake_api))
+    header, *rows = run.out.splitlines()
+    assert header.split()[:2] == ["STEP", "CREATED"]
+    assert [row.split()[0] for row in rows] == [str(c.step_number) for c in expected]
+    assert rows[0].endswith(expected[0].fine_tuned_model_checkpoint)
+
+
+async def test_list_paging_options(fake_api: FakeAPIServer) -> None:
+    """``--limit``, ``--after`` and ``--max-items`` shape the listing as in the library."""
+    expected = fake_api.add_job(JOB, count=25)
+    run = await _run(
+        "list",
+        JOB,
+        "--limit",
+        "4",
+        "--after",
+        expected[2].id,
+        "--max-items",
+        "6",
+        env=_for(fake_api),
+    )
+    assert [json.loads(line)["id"] for line in run.out.splitlines()] == [
+        c.id for c in expected[3:9]
+    ]
+    assert [r.query.get("limit") for r in fake_api.requests] == ["4", "4"]
+
+
+async def test_base_url_option_wins_over_the_environment(fake_api: FakeAPIServer) -> None:
+    """``--base-url`` overrides OPENAI_BASE_URL."""
+    env = _env(OPENAI_API_KEY=fake_api.api_key, OPENAI_BASE_URL="http://127.0.0.1:9/v1")
+    run = await _run("list", JOB, "--base-url", fake_api.base_url, env=env)
+    assert run.code == 0, run.err
+
+
+@pytest.mark.parametrize(
+    ("metric", "pick"),
+    [("full_valid_loss", min), ("full_valid_mean_token_accuracy", max)],
+)
+async def test_best_picks_the_checkpoint_to_deploy(
+    fake_api: FakeAPIServer, metric: str, pick: Callable[..., Checkpoint]
+) -> None:
+    """``--best`` prints only the winner (losses lowest, accuracies highest) and why."""
+    expected = fake_api.add_job(JOB, count=25)
+    run = await _run("list", JOB, "--best", metric, "--format", "json", env=_for(fake_api))
+    assert run.code == 0, run.err
+    winner = pick(expected, key=lambda c: getattr(c.metrics, metric))
+    assert json.loads(run.out) == [to_wire(winner)]
+    assert f"Best by {metric}" in run.err
+    assert f"step {winner.step_number}" in run.err
+
+
+async def test_best_with_no_checkpoint_reporting_the_metric(fake_api: FakeAPIServer) -> None:
+    """When no checkpoint reports the metric, the command says so and exits 1."""
+    fake_api.add_job("ftjob-empty", [])
+    run = await _run("list", "ftjob-empty", "--best", "valid_loss", env=_for(fake_api))
+    assert run.code == 1
+    assert "none of 0 checkpoints reports valid_loss" in run.err
+
+
+async def test_api_error_is_one_line_with_the_request_id(fake_api: FakeAPIServer) -> None:
+    """An unknown job exits 1 with one line naming the error and request id."""
+    run = await _run("list", "ftjob-missing", env=_for(fake_api))
+    assert run.code == 1
+    assert run.err.count("\n") == 1
+    assert "NotFoundError" in run.err
+    assert fake_api.requests[0].request_id in run.err
+    assert "Traceback" not in run.err
+
+
+async def test_wrong_key_is_never_echoed(fake_api: FakeAPIServer) -> None:
+    """A wrong key gives AuthenticationError and appears in no output."""
+    env = _env(OPENAI_API_KEY="sk-do-not-print-me", OPENAI_BASE_URL=fake_api.base_url)
+    run = await _run("list", JOB, "-v", env=env)
+    assert run.code == 1
+    assert "AuthenticationError" in run.err
+    assert "sk-do-not-print-me" not in run.out + run.err
+
+
+async def test_network_error_exits_1() -> None:
+    """A refused connection exits 1 with APIConnectionError, after retries."""
+    env = _env(OPENAI_API_KEY="sk-x", OPENAI_BASE_URL="http://127.0.0.1:9/v1")
+    run = await _run("list", JOB, "--max-retries", "0", env=env)
+    assert run.code == 1
+    assert "APIConnectionError" in run.err
+
+
+async def test_missing_key_is_a_usage_error() -> None:
+    """Without OPENAI_API_KEY the command exits 2 and names the variable."""
+    run = await _run("list", JOB)
+    assert run.code == 2
+    assert "OPENAI_API_KEY" in run.err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("list",),
+        ("list", JOB, "--limit", "0"),
+        ("list", JOB, "--limit", "ten"),
+        ("list", JOB, "--format", "xml"),
+        ("list", JOB, "--best", "accuracy"),
+        ("nope",),
+        (),
+    ],
+)
+async def test_usage_errors_exit_2(args: tuple[str, ...]) -> None:
+    """Bad command lines exit 2 with argparse's message."""
+    run = await _run(*args, env=_env(OPENAI_API_KEY="sk-x"))
+    assert run.code == 2
+    assert "usage:" in run.err
+
+
+async def test_blank_job_id_is_a_usage_error() -> None:
+    """A blank job id is refused before any request, exit 2."""
+    run = await _run("list", "  ", env=_env(OPENAI_API_KEY="sk-x"))
+    assert run.code == 2
+    assert "fine_tuning_job_id" in run.err
+
+
+@pytest.mark.parametrize("command", [(), ("list",), ("demo",), ("serve-fake",)])
+async def test_help_on_every_command(command: tuple[str, ...]) -> None:
+    """``--help`` works on every command and exits 0."""
+    run = await _run(*command, "--help")
+    assert run.code == 0
+    assert "usage: fine-tune-ckpt" in run.out
+
+
+async def test_version() -> None:
+    """``--version`` prints the package version."""
+    from fine_tune_ckpt import __version__
+
+    run = await _run("--version")
+    assert run.out.strip() == f"fine-tune-ckpt {__version__}"
+
+
+async def test_serve_fake_serves_until_terminated() -> None:
+    """``serve-fake`` prints its URL, key and jobs, serves them, and stops on SIGTERM."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "fine_tune_ckpt",
+        "serve-fake",
+        "--port",
+        "0",
+        "--jobs",
+        "2",
+        "--checkpoints",
+        "7",
+        stdout=asyncio.subprocess.PIPE,
+        env=_env(),
+    )
+    assert process.stdout is not None
+    try:
+        lines = [
+            (await asyncio.wait_for(process.stdout.readline(), timeout=30)).decode().strip()
+            for _ in range(3)
+        ]
+        base_url = lines[0].rsplit(" ", 1)[1]
+        api_key = lines[1].split(": ", 1)[1]
+        jobs = lines[2].split(": ", 1)[1].split(", ")
+        assert base_url.startswith("http://127.0.0.1:")
+        assert jobs == ["ftjob-fake001", "ftjob-fake002"]
+        async with AsyncClient(api_key=api_key, base_url=base_url, clock=FakeClock()) as client:
+            assert len(await client.checkpoints.list(jobs[1]).to_list()) == 7
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(process.wait(), timeout=30)
+    assert code == 0
