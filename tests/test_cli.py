@@ -271,3 +271,34 @@ async def test_serve_fake_serves_until_terminated() -> None:
         process.send_signal(signal.SIGTERM)
         code = await asyncio.wait_for(process.wait(), timeout=30)
     assert code == 0
+
+
+async def test_terminal_gets_a_table_and_progress(fake_api: FakeAPIServer) -> None:
+    """On a terminal, stdout defaults to a table and stderr shows pages and items so far."""
+    import pty
+
+    # Small output: nothing reads the terminal until the command ends (a pty holds ~4 KiB).
+    expected = fake_api.add_job(JOB, count=10)
+    out_master, out_slave = pty.openpty()
+    err_master, err_slave = pty.openpty()
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "fine_tune_ckpt",
+            "list",
+            JOB,
+            stdout=out_slave,
+            stderr=err_slave,
+            env=_for(fake_api),
+        )
+        code = await asyncio.wait_for(process.wait(), timeout=60)
+        out = os.read(out_master, 65536).decode()
+        err = os.read(err_master, 65536).decode()
+    finally:
+        for fd in (out_master, out_slave, err_master, err_slave):
+            os.close(fd)
+    assert code == 0, err
+    assert out.splitlines()[0].split()[:2] == ["STEP", "CREATED"]
+    assert len(out.splitlines()) == 1 + len(expected)
+    assert "3 pages, 25 checkpoints" in err

@@ -265,5 +265,12 @@ def test_plugin_works_in_strict_asyncio_mode(pytester: pytest.Pytester) -> None:
             assert len(items) == 25
         """
     )
-    result = pytester.runpytest_subprocess("-o", "asyncio_mode=strict", "-W", "error")
+    result = pytester.runpytest_subprocess(
+        "-o",
+        "asyncio_mode=strict",
+        "-o",
+        "asyncio_default_fixture_loop_scope=function",
+        "-W",
+        "error",
+    )
     result.assert_outcomes(passed=1)
