@@ -288,6 +288,8 @@ async def test_terminal_gets_a_table_and_progress(fake_api: FakeAPIServer) -> No
             "fine_tune_ckpt",
             "list",
             JOB,
+            "--limit",
+            "4",
             stdout=out_slave,
             stderr=err_slave,
             env=_for(fake_api),
@@ -301,4 +303,4 @@ async def test_terminal_gets_a_table_and_progress(fake_api: FakeAPIServer) -> No
     assert code == 0, err
     assert out.splitlines()[0].split()[:2] == ["STEP", "CREATED"]
     assert len(out.splitlines()) == 1 + len(expected)
-    assert "3 pages, 25 checkpoints" in err
+    assert "3 pages, 10 checkpoints" in err
