@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import ssl
 from types import TracebackType
 
 import aiohttp
@@ -53,6 +54,8 @@ class AsyncClient:
     - ``session``: an ``aiohttp.ClientSession`` to borrow (e.g. one shared by a web app);
       it is used and never closed. Without one the client makes its own on first use and
       closes it in :meth:`aclose`.
+    - ``ssl_context``: TLS settings, e.g. a context trusting a corporate CA. Certificates
+      are always verified; there is no switch to turn that off.
     - ``clock``: what retries use to wait and to measure the deadline; tests pass a fake
       one (``fine_tune_ckpt.testing.FakeClock``) so backoff takes no real time.
 
@@ -70,6 +73,7 @@ class AsyncClient:
         deadline: float | None = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
         session: aiohttp.ClientSession | None = None,
+        ssl_context: ssl.SSLContext | None = None,
         clock: Clock | None = None,
     ) -> None:
         """Configure the client; no connection is made until the first request."""
@@ -87,6 +91,10 @@ class AsyncClient:
         self.timeout = check_optional_seconds("timeout", timeout)
         self.deadline = check_optional_seconds("deadline", deadline)
         self.max_retries = check_non_negative_int("max_retries", max_retries)
+        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
+            raise TypeError(
+                f"ssl_context must be an ssl.SSLContext or None, not {type(ssl_context).__name__}"
+            )
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise TypeError(
                 f"session must be an aiohttp.ClientSession or None, not {type(session).__name__}"
@@ -107,6 +115,7 @@ class AsyncClient:
             deadline=self.deadline,
             max_retries=self.max_retries,
             session=session,
+            ssl_context=ssl_context,
             clock=clock if clock is not None else SystemClock(),
         )
         #: The checkpoints endpoint: ``client.checkpoints.list(job_id)``.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 from collections.abc import Callable, Mapping
 
 import aiohttp
@@ -19,12 +20,22 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 from yarl import URL
 
 from ._clock import Clock
-from ._errors import APIConnectionError, APIStatusError, APITimeoutError, error_for_status
+from ._errors import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    error_for_status,
+)
 from ._retry import retry_wait, should_retry
 
 __all__ = ["Response", "Transport"]
 
 logger = logging.getLogger("fine_tune_ckpt")
+
+#: The largest body read from one answer. A page of 100 checkpoints is about 40 KiB; a
+#: body past this is a broken or hostile server, and is refused instead of filling memory.
+MAX_BODY_BYTES = 32 * 1024 * 1024
 
 
 @attrs.frozen
@@ -57,6 +68,8 @@ class Transport:
         max_retries: int,
         session: aiohttp.ClientSession | None,
         clock: Clock,
+        ssl_context: ssl.SSLContext | None = None,
+        max_body_bytes: int = MAX_BODY_BYTES,
         random_source: Callable[[], float] = random.random,
     ) -> None:
         """Set up the transport; nothing is connected until the first request."""
@@ -68,6 +81,9 @@ class Transport:
         self._owns_session = session is None
         self._closed = False
         self._clock = clock
+        # True: aiohttp's default, verified TLS; a context replaces it, never disables it.
+        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
+        self._max_body_bytes = max_body_bytes
         self._random = random_source
 
     @property
@@ -106,10 +122,12 @@ class Transport:
         try:
             async with (
                 asyncio.timeout(budget),
-                session.get(url, headers=self._headers, raise_for_status=False) as answer,
+                session.get(
+                    url, headers=self._headers, raise_for_status=False, ssl=self._ssl
+                ) as answer,
             ):
-                body = await answer.read()
                 status, headers = answer.status, answer.headers
+                body = await self._read_body(answer)
         except TimeoutError as exc:  # before ClientError: aiohttp's timeouts are both
             raise APITimeoutError(f"Request timed out: GET {_safe(url)}") from exc
         except aiohttp.ClientError as exc:
@@ -119,6 +137,30 @@ class Transport:
         if not 200 <= status < 300:
             raise error_for_status(status, body, headers)
         return Response(status, headers, body)
+
+    async def _read_body(self, answer: aiohttp.ClientResponse) -> bytes:
+        """Read the whole body, refusing one larger than ``max_body_bytes``."""
+        announced = answer.content_length
+        if announced is not None:
+            if announced > self._max_body_bytes:
+                raise self._too_large(answer)
+            return await answer.read()
+        # No length announced (chunked): count while reading.
+        chunks = []
+        size = 0
+        async for chunk in answer.content.iter_chunked(256 * 1024):
+            size += len(chunk)
+            if size > self._max_body_bytes:
+                raise self._too_large(answer)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _too_large(self, answer: aiohttp.ClientResponse) -> APIResponseValidationError:
+        return APIResponseValidationError(
+            f"The API's answer is larger than {self._max_body_bytes} bytes; refused",
+            status_code=answer.status,
+            request_id=answer.headers.get("x-request-id"),
+        )
 
     def _attempt_budget(self, started: float) -> float | None:
         """Seconds this attempt may take: the per-attempt timeout, cut to the deadline."""

@@ -12,6 +12,7 @@ import itertools
 import json
 import random
 import secrets
+import ssl
 from collections import deque
 from collections.abc import Mapping, Sequence
 from types import TracebackType
@@ -60,6 +61,10 @@ class Fault:
     #: Answer with the page that ends at the request's ``after`` cursor, so the client
     #: sees the same cursor again.
     repeat_cursor: bool = False
+    #: Answer ``307`` redirecting to this URL (the request's query is kept).
+    redirect_to: str | None = None
+    #: Append this many spaces to the JSON page: still valid, just huge.
+    pad_body: int = 0
 
 
 #: What ``fault_rate`` draws from by default: every fault a client must survive by retrying.
@@ -111,6 +116,7 @@ class FakeAPIServer:
         fault_rate: float = 0.0,
         fault_seed: int = 0,
         random_faults: Sequence[Fault] = RANDOM_FAULTS,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         """Prepare the fake; it listens only once started.
 
@@ -119,7 +125,8 @@ class FakeAPIServer:
         makes the synthetic checkpoints. With ``fault_rate`` above 0, each request that
         no injected fault is waiting for misbehaves with that probability, as one of
         ``random_faults`` drawn from a generator seeded with ``fault_seed``: the same
-        seed gives the same faults on the same sequence of requests.
+        seed gives the same faults on the same sequence of requests. ``ssl_context``
+        serves HTTPS instead of HTTP.
         """
         if not 0.0 <= fault_rate <= 1.0:
             raise ValueError(f"fault_rate must be within [0, 1], got {fault_rate}")
@@ -139,6 +146,10 @@ class FakeAPIServer:
         #: Every request received, oldest first.
         self.requests: list[RecordedRequest] = []
         self._arrivals = asyncio.Condition()
+        self._ssl_context = ssl_context
+        self._in_flight = 0
+        #: The most requests this fake was handling at the same moment.
+        self.peak_concurrent_requests = 0
         self._runner: web.AppRunner | None = None
         self._bound_port: int | None = None
 
@@ -194,7 +205,8 @@ class FakeAPIServer:
         """The base URL to give a client, e.g. ``http://127.0.0.1:54321/v1``."""
         if self._bound_port is None:
             raise RuntimeError("The fake server is not running; start it first")
-        return f"http://{self.host}:{self._bound_port}/v1"
+        scheme = "https" if self._ssl_context is not None else "http"
+        return f"{scheme}://{self.host}:{self._bound_port}/v1"
 
     @property
     def port(self) -> int:
@@ -219,7 +231,7 @@ class FakeAPIServer:
             handler_cancellation=True,
         )
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self._port)
+        site = web.TCPSite(runner, self.host, self._port, ssl_context=self._ssl_context)
         try:
             await site.start()
         except BaseException:
@@ -252,6 +264,14 @@ class FakeAPIServer:
     # -- the endpoint --------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self._in_flight += 1
+        self.peak_concurrent_requests = max(self.peak_concurrent_requests, self._in_flight)
+        try:
+            return await self._answer(request)
+        finally:
+            self._in_flight -= 1
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         request_id = f"req_fake_{next(self._request_ids):06d}"
         job_id = request.match_info.get("fine_tuning_job_id")
         authorized = self._authorized(request.headers.get("Authorization", ""))
@@ -278,6 +298,11 @@ class FakeAPIServer:
             await asyncio.sleep(fault.delay)
         if fault.drop_connection:
             return await _drop(request)
+        if fault.redirect_to is not None:
+            location = fault.redirect_to + (
+                f"?{request.query_string}" if request.query_string else ""
+            )
+            return web.Response(status=307, headers={**headers, "Location": location})
         if fault.status is not None:
             return _fault_error(fault.status, headers)
         if fault.non_json_body:
@@ -308,7 +333,7 @@ class FakeAPIServer:
         page, problem = self._page(job_id, request.query, repeat_cursor=fault.repeat_cursor)
         if problem is not None:
             return _error(400, problem[1], "invalid_request_error", problem[0], headers)
-        body = json.dumps(page).encode()
+        body = json.dumps(page).encode() + b" " * fault.pad_body
         if fault.truncate_body:
             return await _truncated(request, body, headers)
         return web.Response(body=body, content_type="application/json", headers=headers)
