@@ -65,6 +65,8 @@ class Fault:
     redirect_to: str | None = None
     #: Append this many spaces to the JSON page: still valid, just huge.
     pad_body: int = 0
+    #: Send the page with chunked transfer encoding, announcing no length.
+    chunked: bool = False
 
 
 #: What ``fault_rate`` draws from by default: every fault a client must survive by retrying.
@@ -336,6 +338,8 @@ class FakeAPIServer:
         body = json.dumps(page).encode() + b" " * fault.pad_body
         if fault.truncate_body:
             return await _truncated(request, body, headers)
+        if fault.chunked:
+            return await _chunked(request, body, headers)
         return web.Response(body=body, content_type="application/json", headers=headers)
 
     def _next_fault(self) -> Fault:
@@ -432,6 +436,20 @@ async def _drop(request: web.Request) -> web.StreamResponse:
         transport.abort()
     # Nothing can be sent on an aborted connection; aiohttp discards this response.
     return web.Response(status=500)
+
+
+async def _chunked(
+    request: web.Request, body: bytes, headers: Mapping[str, str]
+) -> web.StreamResponse:
+    response = web.StreamResponse(status=200, headers=dict(headers))
+    response.content_type = "application/json"
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    step = 64 * 1024
+    for start in range(0, len(body), step):
+        await response.write(body[start : start + step])
+    await response.write_eof()
+    return response
 
 
 async def _truncated(
