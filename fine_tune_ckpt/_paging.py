@@ -11,20 +11,28 @@ Rules:
   cannot be followed: :class:`PaginationError` instead of an endless loop.
 - Every library error raised during a walk carries ``resume_after``.
 - Retries happen below, one request at a time: a retried page never replays items.
+- Read-ahead: the next page's request starts as soon as its cursor can be read from the
+  decoded JSON, before this page is checked and turned into records, so that work and the
+  consumer's overlap the network wait. The guess is checked against the rules above once
+  the page is structured; a wrong guess is cancelled and the right request sent. No page
+  past ``max_items`` is requested, and stopping early cancels the request in flight.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from contextlib import aclosing
 from typing import Any
 
 from ._errors import FineTuneCkptError, PaginationError
 from ._models import Checkpoint, CheckpointPage
+from ._wire import DecodedPage, structure_page
 
 __all__ = ["AsyncCheckpointPager", "next_cursor"]
 
-FetchPage = Callable[[str | None], Awaitable[CheckpointPage]]
+#: Fetches the page after a cursor and decodes its JSON (nothing more).
+FetchPage = Callable[[str | None], Awaitable[DecodedPage]]
 
 
 def next_cursor(page: CheckpointPage, after: str | None) -> str | None:
@@ -89,7 +97,7 @@ class AsyncCheckpointPager:
 
     def __await__(self) -> Generator[Any, None, CheckpointPage]:
         """Fetch and return the first page only."""
-        return self._fetch(self.after).__await__()
+        return self._first_page().__await__()
 
     def pages(self) -> AsyncGenerator[CheckpointPage, None]:
         """Iterate over whole pages as the API sends them.
@@ -114,25 +122,71 @@ class AsyncCheckpointPager:
                 for item in items:
                     yield item
 
+    async def _first_page(self) -> CheckpointPage:
+        return self._structure(await self._fetch(self.after), self.after)
+
     async def _pages(self) -> AsyncGenerator[CheckpointPage, None]:
         after = self.after
         seen = 0
-        while True:
-            page = await self._fetch(after)
-            try:
-                cursor = next_cursor(page, after)
-            except PaginationError as exc:
-                exc.resume_after = after
-                raise
-            yield page
-            seen += len(page.data)
-            if cursor is None or (self.max_items is not None and seen >= self.max_items):
-                return
-            after = cursor
+        ahead: asyncio.Task[DecodedPage] | None = None
+        try:
+            decoded = await self._fetch(after)
+            while True:
+                guess = decoded.peek_cursor()
+                if guess is not None and guess != after and self._wants_more(seen, decoded):
+                    ahead = asyncio.create_task(self._fetch(guess))
+                page = self._structure(decoded, after)
+                try:
+                    cursor = next_cursor(page, after)
+                except PaginationError as exc:
+                    exc.resume_after = after
+                    raise
+                seen += len(page.data)
+                done = cursor is None or (self.max_items is not None and seen >= self.max_items)
+                if ahead is not None and (done or cursor != guess):
+                    await _discard(ahead)
+                    ahead = None
+                if done:
+                    yield page
+                    return
+                if ahead is None:
+                    ahead = asyncio.create_task(self._fetch(cursor))
+                yield page
+                decoded = await ahead
+                ahead = None
+                after = cursor
+        finally:
+            if ahead is not None:
+                await _discard(ahead)
 
-    async def _fetch(self, after: str | None) -> CheckpointPage:
+    def _wants_more(self, seen: int, decoded: DecodedPage) -> bool:
+        """Whether items beyond this page may be needed (so a read-ahead is no waste)."""
+        return self.max_items is None or seen + decoded.item_count() < self.max_items
+
+    async def _fetch(self, after: str | None) -> DecodedPage:
+        """Fetch one page; a library error learns the cursor to resume from."""
         try:
             return await self._fetch_page(after)
         except FineTuneCkptError as exc:
             exc.resume_after = after
             raise
+
+    @staticmethod
+    def _structure(decoded: DecodedPage, after: str | None) -> CheckpointPage:
+        try:
+            return structure_page(decoded)
+        except FineTuneCkptError as exc:
+            exc.resume_after = after
+            raise
+
+
+async def _discard(task: asyncio.Task[DecodedPage]) -> None:
+    """Cancel a read-ahead nobody will consume, and wait until it has let go of its socket.
+
+    ``asyncio.wait`` neither raises the task's error (it is nobody's now) nor swallows a
+    cancellation of the caller itself.
+    """
+    task.cancel()
+    await asyncio.wait([task])
+    if not task.cancelled():
+        task.exception()  # mark a failure as seen: it belongs to a page nobody wants

@@ -7,10 +7,9 @@ from urllib.parse import quote
 from yarl import URL
 
 from ._args import check_cursor, check_job_id, check_optional_positive_int
-from ._models import CheckpointPage
 from ._paging import AsyncCheckpointPager
 from ._transport import Transport
-from ._wire import parse_page
+from ._wire import DecodedPage, decode_page
 
 __all__ = ["AsyncCheckpointsResource", "checkpoints_url"]
 
@@ -56,14 +55,14 @@ class AsyncCheckpointsResource:
         url = checkpoints_url(self._base_url, job_id)
         transport = self._transport
 
-        async def fetch_page(cursor: str | None) -> CheckpointPage:
+        async def fetch_page(cursor: str | None) -> DecodedPage:
             query: dict[str, str | int] = {}
             if cursor is not None:
                 query["after"] = cursor
             if page_size is not None:
                 query["limit"] = page_size
             response = await transport.get(url.with_query(query) if query else url)
-            return parse_page(
+            return decode_page(
                 response.body, status_code=response.status, request_id=response.request_id
             )
 

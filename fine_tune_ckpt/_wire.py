@@ -1,24 +1,30 @@
 """The wire edge: JSON bodies to records and records back to JSON-ready dicts.
 
-One private cattrs converter does both directions. It is strict about types (a string is
-never silently turned into a number, nor a number into a string) and lenient about fields
-it does not know, so the client keeps working as the API grows.
+A private cattrs converter defines the conversion in both directions. It is strict about
+types (a string is never silently turned into a number, nor a number into a string) and
+lenient about fields it does not know, so the client keeps working as the API grows.
+
+Parsing is the hot path of a listing, so a valid page first goes through a hand-specialised
+function that checks exactly what the converter checks, about twice as fast. Anything it
+refuses goes through the converter, which says what is wrong, by JSON path. A property
+test holds the two to the same answers.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args, get_origin
 
+import attrs
 import cattrs
+import orjson
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from ._errors import APIResponseValidationError
 from ._models import Checkpoint, CheckpointMetrics, CheckpointPage
 
-__all__ = ["parse_page", "to_wire"]
+__all__ = ["DecodedPage", "decode_page", "parse_page", "structure_page", "to_wire"]
 
 #: A page of broken items would otherwise make a message thousands of lines long.
 _MAX_PROBLEMS_LISTED = 10
@@ -69,6 +75,17 @@ def _unix_time(value: object, _: object) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
+def _object_of(structure: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """Wrap a generated hook so that anything but a JSON object is refused by name."""
+
+    def hook(value: Any, type_: Any) -> Any:
+        if not isinstance(value, dict):
+            raise TypeError(f"expected an object, got {type(value).__name__}")
+        return structure(value, type_)
+
+    return hook
+
+
 def _make_converter() -> cattrs.Converter:
     converter = cattrs.Converter(detailed_validation=True, forbid_extra_keys=False)
     converter.register_structure_hook(str, _strict_str)
@@ -79,6 +96,11 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook_func(_is_literal, _one_of)
     converter.register_unstructure_hook(datetime, lambda moment: int(moment.timestamp()))
 
+    # Generated hooks would take a list or string for an object ('step' in "steps").
+    for record in (CheckpointMetrics, Checkpoint):
+        converter.register_structure_hook(
+            record, _object_of(make_dict_structure_fn(record, converter))
+        )
     items_hook = converter.get_structure_hook(tuple[Checkpoint, ...])
 
     def _items(value: object, type_: Any) -> tuple[Checkpoint, ...]:
@@ -116,20 +138,99 @@ _unstructure_checkpoint: Callable[[Checkpoint], dict[str, Any]] = _converter.get
 )
 
 
-def parse_page(
-    body: bytes,
-    *,
-    status_code: int = 200,
-    request_id: str | None = None,
-) -> CheckpointPage:
-    """Turn a 2xx answer's raw body into a :class:`CheckpointPage`.
+_NUMBER_OR_NONE = (int, float, type(None))
+_METRIC_NAMES = tuple(field.name for field in attrs.fields(CheckpointMetrics))
+_CHECKPOINT_OBJECT = "fine_tuning.job.checkpoint"
 
-    Raises :class:`APIResponseValidationError` listing every problem by JSON path when the
-    body is not JSON or not a valid page.
-    """
+
+def _fast_checkpoint(item: Any) -> Checkpoint:
+    """Structure one checkpoint, checking what the converter checks; raise on anything else."""
+    wire_metrics = item["metrics"]
+    if type(wire_metrics) is not dict:
+        raise TypeError("metrics")
+    values = [wire_metrics.get(name) for name in _METRIC_NAMES]
+    for value in values:
+        if type(value) not in _NUMBER_OR_NONE:
+            raise TypeError("metric")
+    checkpoint_id = item["id"]
+    created_at = item["created_at"]
+    model = item["fine_tuned_model_checkpoint"]
+    job_id = item["fine_tuning_job_id"]
+    step_number = item["step_number"]
+    # type() is, not isinstance: bool is an int subclass and must be refused.
+    if (
+        type(checkpoint_id) is not str
+        or type(created_at) is not int
+        or type(model) is not str
+        or type(job_id) is not str
+        or type(step_number) is not int
+        or item.get("object", _CHECKPOINT_OBJECT) != _CHECKPOINT_OBJECT
+    ):
+        raise TypeError("checkpoint")
+    return Checkpoint(
+        checkpoint_id,
+        datetime.fromtimestamp(created_at, UTC),
+        model,
+        job_id,
+        CheckpointMetrics(*values),
+        step_number,
+    )
+
+
+def _fast_page(decoded: dict[str, Any]) -> CheckpointPage:
+    """Structure a page the quick way; any exception sends it to the converter instead."""
+    data = decoded["data"]
+    has_more = decoded["has_more"]
+    first_id = decoded.get("first_id")
+    last_id = decoded.get("last_id")
+    if (
+        type(data) is not list
+        or type(has_more) is not bool
+        or (first_id is not None and type(first_id) is not str)
+        or (last_id is not None and type(last_id) is not str)
+        or decoded.get("object", "list") != "list"
+    ):
+        raise TypeError("page")
+    return CheckpointPage(
+        tuple([_fast_checkpoint(item) for item in data]), has_more, first_id, last_id
+    )
+
+
+@attrs.frozen
+class DecodedPage:
+    """A 2xx answer decoded to a JSON object but not yet checked or turned into records."""
+
+    body: dict[str, Any]
+    status_code: int = 200
+    request_id: str | None = None
+
+    def peek_cursor(self) -> str | None:
+        """Guess the next page's cursor before the page is checked, or ``None``.
+
+        Only a guess, to start the next request early: the pager checks it against the
+        real rule (``next_cursor``) once the page is structured.
+        """
+        if self.body.get("has_more") is not True:
+            return None
+        data = self.body.get("data")
+        if type(data) is not list or not data or type(data[-1]) is not dict:
+            return None
+        cursor = data[-1].get("id")
+        return cursor if type(cursor) is str else None
+
+    def item_count(self) -> int:
+        """How many items the page seems to hold (0 when ``data`` is not a list)."""
+        data = self.body.get("data")
+        return len(data) if type(data) is list else 0
+
+
+def decode_page(
+    body: bytes, *, status_code: int = 200, request_id: str | None = None
+) -> DecodedPage:
+    """Decode a 2xx answer's body; raise APIResponseValidationError unless a JSON object."""
     try:
-        decoded = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        decoded = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
         preview = body[:200].decode("utf-8", errors="replace")
         raise APIResponseValidationError(
             f"The API answered {status_code} with a body that is not JSON ({exc}): {preview!r}",
@@ -145,8 +246,20 @@ def parse_page(
             body=decoded,
             request_id=request_id,
         )
+    return DecodedPage(decoded, status_code, request_id)
+
+
+def structure_page(decoded: DecodedPage) -> CheckpointPage:
+    """Turn a decoded answer into a page, or raise APIResponseValidationError saying why.
+
+    The error lists every problem by JSON path.
+    """
     try:
-        return _structure_page(decoded, CheckpointPage)
+        return _fast_page(decoded.body)
+    except Exception:  # noqa: S110 - the converter below explains what was wrong
+        pass
+    try:
+        return _structure_page(decoded.body, CheckpointPage)
     except Exception as exc:
         problems = cattrs.transform_error(exc, path="$", format_exception=_describe)
         listed = "; ".join(problems[:_MAX_PROBLEMS_LISTED])
@@ -154,10 +267,24 @@ def parse_page(
             listed += f"; and {len(problems) - _MAX_PROBLEMS_LISTED} more"
         raise APIResponseValidationError(
             f"The API answered with an invalid checkpoint page: {listed}",
-            status_code=status_code,
-            body=decoded,
-            request_id=request_id,
+            status_code=decoded.status_code,
+            body=decoded.body,
+            request_id=decoded.request_id,
         ) from exc
+
+
+def parse_page(
+    body: bytes,
+    *,
+    status_code: int = 200,
+    request_id: str | None = None,
+) -> CheckpointPage:
+    """Turn a 2xx answer's raw body into a :class:`CheckpointPage` (decode, then structure).
+
+    Raises :class:`APIResponseValidationError` listing every problem by JSON path when the
+    body is not JSON or not a valid page.
+    """
+    return structure_page(decode_page(body, status_code=status_code, request_id=request_id))
 
 
 def _describe(exc: BaseException, type_: Any) -> str:

@@ -141,3 +141,14 @@ async def test_walk_abandoned_without_break_is_collected_quietly(
     await anext(iterator)
     del iterator
     await _still_usable(one_connection)
+
+
+async def test_break_cancels_a_read_ahead_in_flight(
+    one_connection: AsyncClient, fake_api: FakeAPIServer
+) -> None:
+    """Breaking while the next page is already requested cancels that request."""
+    fake_api.inject(Fault(), Fault(delay=10))
+    async for _ in one_connection.checkpoints.list(JOB):
+        await fake_api.wait_for_requests(2)  # the read-ahead of page 2 has arrived
+        break
+    await _still_usable(one_connection)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
@@ -15,6 +16,12 @@ from fine_tune_ckpt import (
     PaginationError,
 )
 from fine_tune_ckpt._paging import next_cursor
+from fine_tune_ckpt._wire import DecodedPage, to_wire
+
+
+def _decoded(page: CheckpointPage) -> DecodedPage:
+    """A page as the transport hands it over: decoded JSON, not yet records."""
+    return DecodedPage(to_wire(page))
 
 
 def _checkpoint(n: int) -> Checkpoint:
@@ -37,7 +44,7 @@ class Pages:
         self.calls: list[str | None] = []
         self.fail_on_call: dict[int, Exception] = {}
 
-    async def fetch(self, after: str | None) -> CheckpointPage:
+    async def fetch(self, after: str | None) -> DecodedPage:
         self.calls.append(after)
         failure = self.fail_on_call.pop(len(self.calls), None)
         if failure is not None:
@@ -45,11 +52,13 @@ class Pages:
         ids = [item.id for item in self.items]
         start = 0 if after is None else ids.index(after) + 1
         data = tuple(self.items[start : start + self.limit])
-        return CheckpointPage(
-            data=data,
-            has_more=start + len(data) < len(self.items),
-            first_id=data[0].id if data else None,
-            last_id=data[-1].id if data else None,
+        return _decoded(
+            CheckpointPage(
+                data=data,
+                has_more=start + len(data) < len(self.items),
+                first_id=data[0].id if data else None,
+                last_id=data[-1].id if data else None,
+            )
         )
 
     def pager(
@@ -196,8 +205,8 @@ def test_has_more_without_items_is_refused() -> None:
 async def test_a_server_that_ignores_after_stops_with_pagination_error() -> None:
     """A server that serves page 1 again raises instead of yielding duplicates forever."""
 
-    async def same_page(after: str | None) -> CheckpointPage:
-        return _page(["5", "4"], has_more=True)
+    async def same_page(after: str | None) -> DecodedPage:
+        return _decoded(_page(["5", "4"], has_more=True))
 
     pager = AsyncCheckpointPager(same_page, fine_tuning_job_id="ftjob-1")
     seen: list[int] = []
@@ -223,3 +232,36 @@ def test_repr_names_the_listing() -> None:
     assert repr(api.pager(max_items=3)) == (
         "AsyncCheckpointPager(fine_tuning_job_id='ftjob-1', after=None, limit=5, max_items=3)"
     )
+
+
+async def test_next_page_is_requested_while_the_consumer_works() -> None:
+    """Read-ahead: page 2 is on its way before the consumer has finished page 1."""
+    api = Pages(total=12, limit=5)
+    calls_seen_during_page_1: list[list[str | None]] = []
+    async for checkpoint in api.pager():
+        if checkpoint.step_number == 12:
+            await asyncio.sleep(0)  # the consumer does some async work
+            await asyncio.sleep(0)
+            calls_seen_during_page_1.append(list(api.calls))
+    assert calls_seen_during_page_1 == [[None, "ftckpt_00008"]]
+
+
+async def test_no_read_ahead_past_max_items() -> None:
+    """A page that completes ``max_items`` starts no read-ahead."""
+    api = Pages(total=12, limit=5)
+    async for _ in api.pager(max_items=5):
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+    assert api.calls == [None]
+
+
+async def test_read_ahead_failure_carries_its_cursor() -> None:
+    """An error of the read-ahead request surfaces when its page is reached, with a cursor."""
+    api = Pages(total=12, limit=5)
+    api.fail_on_call[2] = APIConnectionError("reset")
+    seen = []
+    with pytest.raises(APIConnectionError) as caught:
+        async for checkpoint in api.pager():
+            seen.append(checkpoint.step_number)
+    assert seen == [12, 11, 10, 9, 8]
+    assert caught.value.resume_after == "ftckpt_00008"

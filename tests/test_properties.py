@@ -167,3 +167,68 @@ def test_pages_helper_is_the_in_memory_api() -> None:
     """The in-memory API used above pages as the real one does."""
     api = Pages(total=3, limit=2)
     assert isinstance(api.pager(), AsyncCheckpointPager)
+
+
+_json_values = st.recursive(
+    st.one_of(
+        st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=4)
+    ),
+    lambda children: st.one_of(
+        st.lists(children, max_size=3), st.dictionaries(st.text(max_size=4), children, max_size=3)
+    ),
+    max_leaves=6,
+)
+_page_keys = ["object", "data", "first_id", "last_id", "has_more"]
+_item_keys = [
+    "object",
+    "id",
+    "created_at",
+    "fine_tuned_model_checkpoint",
+    "fine_tuning_job_id",
+    "metrics",
+    "step_number",
+]
+
+
+@st.composite
+def damaged_pages(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid page with a few values replaced by arbitrary JSON, or keys removed."""
+    items = draw(st.lists(wire_checkpoints(), min_size=1, max_size=3))
+    page: dict[str, Any] = {"object": "list", "data": items, "has_more": draw(st.booleans())}
+    page["first_id"] = items[0]["id"]
+    page["last_id"] = items[-1]["id"]
+    for _ in range(draw(st.integers(min_value=0, max_value=3))):
+        where = draw(st.sampled_from(["page", "item", "metric"]))
+        target = page
+        keys = _page_keys
+        if where != "page":
+            target = draw(st.sampled_from(items))
+            keys = _item_keys
+        if where == "metric":
+            if not isinstance(target.get("metrics"), dict):
+                continue
+            target = target["metrics"]
+            keys = _metric_names
+        key = draw(st.sampled_from(keys))
+        if draw(st.booleans()):
+            target.pop(key, None)
+        else:
+            target[key] = draw(_json_values)
+    return page
+
+
+@settings(max_examples=500, deadline=None)
+@given(page=damaged_pages())
+def test_fast_parser_agrees_with_the_converter(page: dict[str, Any]) -> None:
+    """The hot-path parser accepts exactly what the cattrs converter accepts, identically."""
+    from fine_tune_ckpt._wire import _fast_page, _structure_page
+
+    try:
+        expected = _structure_page(page, CheckpointPage)
+    except Exception:
+        expected = None
+    try:
+        fast = _fast_page(page)
+    except Exception:
+        fast = None
+    assert fast == expected

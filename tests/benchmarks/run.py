@@ -1,0 +1,172 @@
+"""Run the benchmark and write its Markdown table: ``nox -s bench`` (or ``python -m``).
+
+Each walk runs in a fresh process against a server in its own process; clients take turns
+within each round so that drifts of a noisy machine hit them alike. Reported: medians,
+items per second, the ratio to the bare-aiohttp floor of the same run, and peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+
+import attrs
+
+HERE = Path(__file__).parent
+RESULTS = HERE / "RESULTS.md"
+CLIENTS = ("ours", "floor", "openai")
+
+
+@attrs.frozen
+class Scenario:
+    """One listing to walk."""
+
+    name: str
+    items: int
+    limit: int
+    latency_ms: float = 0.0
+    target: str = ""
+
+
+SPEED = (
+    Scenario("200 pages x 100", 20_000, 100, target="<= 1.5x floor"),
+    Scenario("500 pages x 10", 5_000, 10, target="<= 1.3x floor"),
+    Scenario("200 pages x 100, 5 ms latency", 20_000, 100, 5.0, target="<= 1.0x floor"),
+)
+MEMORY_SMALL = Scenario("10,000 items", 10_000, 100)
+MEMORY_LARGE = Scenario("1,000,000 items", 1_000_000, 100)
+
+
+@contextlib.contextmanager
+def server(latency_ms: float) -> Iterator[str]:
+    """Start the page server in its own process; yield its base URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.benchmarks.server", "--latency-ms", str(latency_ms)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        port = int(process.stdout.readline())
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def walk(client: str, base_url: str, scenario: Scenario) -> dict[str, float]:
+    """Run one walk in a fresh process and check its work."""
+    output = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.benchmarks.walk",
+            client,
+            base_url,
+            f"bench-{scenario.items}",
+            str(scenario.limit),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    result: dict[str, float] = json.loads(output)
+    total = scenario.items
+    assert result["count"] == total, (client, result)
+    assert result["checksum"] == total * (total + 1) // 2, (client, result)
+    return result
+
+
+def import_seconds(module: str) -> float:
+    """Time ``import module`` in a fresh interpreter."""
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    return float(
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout
+    )
+
+
+def run(rounds: int, clients: tuple[str, ...]) -> str:
+    """Run every scenario and return the Markdown report."""
+    lines = [
+        f"Run on {datetime.date.today()}: Python {platform.python_version()}, "
+        f"fine-tune-ckpt {metadata.version('fine-tune-ckpt')}, "
+        f"aiohttp {metadata.version('aiohttp')}, orjson {metadata.version('orjson')}"
+        + (f", openai {metadata.version('openai')}" if "openai" in clients else "")
+        + f"; {rounds} rounds, medians; each walk in a fresh process.",
+        "",
+        "| scenario | client | median s | items/s | ratio to floor | peak RSS MiB | target |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for scenario in SPEED:
+        times: dict[str, list[float]] = {client: [] for client in clients}
+        peaks: dict[str, list[float]] = {client: [] for client in clients}
+        with server(scenario.latency_ms) as base_url:
+            walk("floor", base_url, scenario)  # warm the server's page cache
+            for _ in range(rounds):
+                for client in clients:
+                    result = walk(client, base_url, scenario)
+                    times[client].append(result["seconds"])
+                    peaks[client].append(result["peak_kib"] / 1024)
+        floor = statistics.median(times["floor"])
+        for client in clients:
+            median = statistics.median(times[client])
+            target = scenario.target if client == "ours" else ""
+            lines.append(
+                f"| {scenario.name} | {client} | {median:.3f} | {scenario.items / median:,.0f} "
+                f"| {median / floor:.2f}x | {max(peaks[client]):.1f} | {target} |"
+            )
+        print(lines[-len(clients) :], file=sys.stderr)
+
+    lines += ["", "| memory walk (ours) | peak RSS MiB | target |", "|---|---:|---|"]
+    with server(0.0) as base_url:
+        small = max(walk("ours", base_url, MEMORY_SMALL)["peak_kib"] for _ in range(2)) / 1024
+        large = walk("ours", base_url, MEMORY_LARGE)["peak_kib"] / 1024
+    lines.append(f"| {MEMORY_SMALL.name} | {small:.1f} | |")
+    lines.append(
+        f"| {MEMORY_LARGE.name} | {large:.1f} | within 10 MiB of 10,000: {large - small:+.1f} MiB |"
+    )
+
+    ours, bare = [], []
+    for _ in range(max(rounds, 5) * 2):
+        ours.append(import_seconds("fine_tune_ckpt"))
+        bare.append(import_seconds("aiohttp"))
+    ratio = statistics.median(ours) / statistics.median(bare)
+    lines += [
+        "",
+        "| import | median ms | ratio | target |",
+        "|---|---:|---:|---|",
+        f"| `import aiohttp` | {statistics.median(bare) * 1000:.1f} | 1.00x | |",
+        f"| `import fine_tune_ckpt` | {statistics.median(ours) * 1000:.1f} | {ratio:.2f}x "
+        "| <= 1.3x |",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    """Parse options, run, print the table and write it to RESULTS.md."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--skip-openai", action="store_true", help="leave out the official SDK")
+    args = parser.parse_args()
+    clients = tuple(c for c in CLIENTS if not (args.skip_openai and c == "openai"))
+    started = time.perf_counter()
+    report = run(args.rounds, clients)
+    RESULTS.write_text("# Benchmark results\n\n" + report)
+    print(report)
+    print(f"written to {RESULTS} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

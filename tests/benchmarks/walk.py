@@ -1,0 +1,83 @@
+"""One walk by one client, in a fresh process; prints a JSON line of what it measured.
+
+    python -m tests.benchmarks.walk ours|floor|openai BASE_URL JOB LIMIT
+
+Every walker counts items and sums ``step_number`` so none can skip work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import sys
+import time
+
+
+async def walk_ours(base_url: str, job: str, limit: int) -> tuple[int, int]:
+    """Walk with fine_tune_ckpt, iterating Checkpoint records."""
+    from fine_tune_ckpt import AsyncClient
+
+    count = checksum = 0
+    async with AsyncClient(api_key="sk-bench", base_url=base_url) as client:
+        async for checkpoint in client.checkpoints.list(job, limit=limit):
+            count += 1
+            checksum += checkpoint.step_number
+    return count, checksum
+
+
+async def walk_floor(base_url: str, job: str, limit: int) -> tuple[int, int]:
+    """The floor: a bare aiohttp loop with orjson and nothing else."""
+    import aiohttp
+    import orjson
+
+    count = checksum = 0
+    url = f"{base_url}/fine_tuning/jobs/{job}/checkpoints"
+    headers = {"Authorization": "Bearer sk-bench"}
+    after = None
+    async with aiohttp.ClientSession() as session:
+        while True:
+            params: dict[str, str | int] = {"limit": limit}
+            if after is not None:
+                params["after"] = after
+            async with session.get(url, params=params, headers=headers) as answer:
+                page = orjson.loads(await answer.read())
+            for item in page["data"]:
+                count += 1
+                checksum += item["step_number"]
+            if not page["has_more"] or not page["data"]:
+                break
+            after = page["data"][-1]["id"]
+    return count, checksum
+
+
+async def walk_openai(base_url: str, job: str, limit: int) -> tuple[int, int]:
+    """The official SDK's async auto-paging iterator."""
+    from openai import AsyncOpenAI
+
+    count = checksum = 0
+    async with AsyncOpenAI(api_key="sk-bench", base_url=base_url, max_retries=0) as client:
+        async for checkpoint in client.fine_tuning.jobs.checkpoints.list(job, limit=limit):
+            count += 1
+            checksum += checkpoint.step_number
+    return count, checksum
+
+
+WALKERS = {"ours": walk_ours, "floor": walk_floor, "openai": walk_openai}
+
+
+def main() -> None:
+    """Run one walk and print seconds, count, checksum and peak RSS."""
+    client, base_url, job, limit = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    walker = WALKERS[client]
+    started = time.perf_counter()
+    count, checksum = asyncio.run(walker(base_url, job, limit))
+    seconds = time.perf_counter() - started
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(
+        json.dumps({"seconds": seconds, "count": count, "checksum": checksum, "peak_kib": peak_kib})
+    )
+
+
+if __name__ == "__main__":
+    main()
