@@ -12,27 +12,28 @@ Rules:
 - Every library error raised during a walk carries ``resume_after``.
 - Retries happen below, one request at a time: a retried page never replays items.
 - Read-ahead: the next page's request starts as soon as its cursor can be read from the
-  decoded JSON, before this page is checked and turned into records, so that work and the
-  consumer's overlap the network wait. The guess is checked against the rules above once
-  the page is structured; a wrong guess is cancelled and the right request sent. No page
-  past ``max_items`` is requested, and stopping early cancels the request in flight.
+  tail of the raw body, before this page is decoded, checked and turned into records, so
+  that work and the consumer's overlap the network wait. The guess is checked against the
+  rules above once the page is structured; a wrong guess is cancelled and the right
+  request sent. With ``max_items`` the read-ahead waits until the page is counted, so no
+  page past the cap is ever requested. Stopping early cancels the request in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator
 from contextlib import aclosing
 from typing import Any
 
 from ._errors import FineTuneCkptError, PaginationError
 from ._models import Checkpoint, CheckpointPage
-from ._wire import DecodedPage, structure_page
+from ._wire import RawPage, structure_page
 
 __all__ = ["AsyncCheckpointPager", "next_cursor"]
 
-#: Fetches the page after a cursor and decodes its JSON (nothing more).
-FetchPage = Callable[[str | None], Awaitable[DecodedPage]]
+#: Fetches the page after a cursor, as received (nothing decoded yet).
+FetchPage = Callable[[str | None], Awaitable[RawPage]]
 
 
 def next_cursor(page: CheckpointPage, after: str | None) -> str | None:
@@ -128,14 +129,16 @@ class AsyncCheckpointPager:
     async def _pages(self) -> AsyncGenerator[CheckpointPage, None]:
         after = self.after
         seen = 0
-        ahead: asyncio.Task[DecodedPage] | None = None
+        ahead: asyncio.Task[RawPage] | None = None
         try:
-            decoded = await self._fetch(after)
+            raw = await self._fetch(after)
             while True:
-                guess = decoded.peek_cursor()
-                if guess is not None and guess != after and self._wants_more(seen, decoded):
-                    ahead = asyncio.create_task(self._fetch(guess))
-                page = self._structure(decoded, after)
+                # Without a cap, guess the cursor from the raw bytes and start at once;
+                # with one, only the counted page can tell whether another is needed.
+                guess = raw.peek_cursor() if self.max_items is None else None
+                if guess is not None and guess != after:
+                    ahead = await _started(self._fetch(guess))
+                page = self._structure(raw, after)
                 try:
                     cursor = next_cursor(page, after)
                 except PaginationError as exc:
@@ -150,20 +153,16 @@ class AsyncCheckpointPager:
                     yield page
                     return
                 if ahead is None:
-                    ahead = asyncio.create_task(self._fetch(cursor))
+                    ahead = await _started(self._fetch(cursor))
                 yield page
-                decoded = await ahead
+                raw = await ahead
                 ahead = None
                 after = cursor
         finally:
             if ahead is not None:
                 await _discard(ahead)
 
-    def _wants_more(self, seen: int, decoded: DecodedPage) -> bool:
-        """Whether items beyond this page may be needed (so a read-ahead is no waste)."""
-        return self.max_items is None or seen + decoded.item_count() < self.max_items
-
-    async def _fetch(self, after: str | None) -> DecodedPage:
+    async def _fetch(self, after: str | None) -> RawPage:
         """Fetch one page; a library error learns the cursor to resume from."""
         try:
             return await self._fetch_page(after)
@@ -172,15 +171,26 @@ class AsyncCheckpointPager:
             raise
 
     @staticmethod
-    def _structure(decoded: DecodedPage, after: str | None) -> CheckpointPage:
+    def _structure(raw: RawPage, after: str | None) -> CheckpointPage:
         try:
-            return structure_page(decoded)
+            return structure_page(raw)
         except FineTuneCkptError as exc:
             exc.resume_after = after
             raise
 
 
-async def _discard(task: asyncio.Task[DecodedPage]) -> None:
+async def _started(fetch: Coroutine[Any, Any, RawPage]) -> asyncio.Task[RawPage]:
+    """Run ``fetch`` as a task and give it one loop turn to put its request on the wire.
+
+    Without the turn, the task would not start before this coroutine next waits, which
+    is only after the page is structured and consumed: no overlap at all.
+    """
+    task = asyncio.create_task(fetch)
+    await asyncio.sleep(0)
+    return task
+
+
+async def _discard(task: asyncio.Task[RawPage]) -> None:
     """Cancel a read-ahead nobody will consume, and wait until it has let go of its socket.
 
     ``asyncio.wait`` neither raises the task's error (it is nobody's now) nor swallows a

@@ -9,7 +9,7 @@ from yarl import URL
 from ._args import check_cursor, check_job_id, check_optional_positive_int
 from ._paging import AsyncCheckpointPager
 from ._transport import Transport
-from ._wire import DecodedPage, decode_page
+from ._wire import RawPage
 
 __all__ = ["AsyncCheckpointsResource", "checkpoints_url"]
 
@@ -55,16 +55,14 @@ class AsyncCheckpointsResource:
         url = checkpoints_url(self._base_url, job_id)
         transport = self._transport
 
-        async def fetch_page(cursor: str | None) -> DecodedPage:
+        async def fetch_page(cursor: str | None) -> RawPage:
             query: dict[str, str | int] = {}
             if cursor is not None:
                 query["after"] = cursor
             if page_size is not None:
                 query["limit"] = page_size
             response = await transport.get(url.with_query(query) if query else url)
-            return decode_page(
-                response.body, status_code=response.status, request_id=response.request_id
-            )
+            return RawPage(response.body, response.status, response.request_id)
 
         return AsyncCheckpointPager(
             fetch_page, fine_tuning_job_id=job_id, after=start, limit=page_size, max_items=cap

@@ -12,6 +12,8 @@ test holds the two to the same answers.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args, get_origin
@@ -24,7 +26,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from ._errors import APIResponseValidationError
 from ._models import Checkpoint, CheckpointMetrics, CheckpointPage
 
-__all__ = ["DecodedPage", "decode_page", "parse_page", "structure_page", "to_wire"]
+__all__ = ["RawPage", "parse_page", "structure_page", "to_wire"]
 
 #: A page of broken items would otherwise make a message thousands of lines long.
 _MAX_PROBLEMS_LISTED = 10
@@ -129,29 +131,47 @@ def _list_of(items: tuple[Checkpoint, ...]) -> list[dict[str, Any]]:
     return [_unstructure_checkpoint(item) for item in items]
 
 
-_converter = _make_converter()
-_structure_page: Callable[[Any, Any], CheckpointPage] = _converter.get_structure_hook(
-    CheckpointPage
-)
-_unstructure_checkpoint: Callable[[Checkpoint], dict[str, Any]] = _converter.get_unstructure_hook(
-    Checkpoint
-)
+@functools.cache
+def _converter() -> cattrs.Converter:
+    """The converter, built on first use.
+
+    A valid page never needs it, and generating its code at import time would slow down
+    every program that imports the package.
+    """
+    return _make_converter()
 
 
-_NUMBER_OR_NONE = (int, float, type(None))
-_METRIC_NAMES = tuple(field.name for field in attrs.fields(CheckpointMetrics))
+def _structure_page(value: Any, type_: Any) -> CheckpointPage:
+    return _converter().structure(value, CheckpointPage)
+
+
+def _unstructure_checkpoint(checkpoint: Checkpoint) -> dict[str, Any]:
+    return _converter().unstructure(checkpoint)  # type: ignore[no-any-return]
+
+
+_NUMBER_OR_NONE = frozenset({int, float, type(None)})
 _CHECKPOINT_OBJECT = "fine_tuning.job.checkpoint"
 
 
 def _fast_checkpoint(item: Any) -> Checkpoint:
-    """Structure one checkpoint, checking what the converter checks; raise on anything else."""
+    """Structure one checkpoint, checking what the converter checks; raise on anything else.
+
+    Written out field by field because it runs for every item of every page; the property
+    test that compares it with the converter catches a field added to one and not the other.
+    """
     wire_metrics = item["metrics"]
     if type(wire_metrics) is not dict:
         raise TypeError("metrics")
-    values = [wire_metrics.get(name) for name in _METRIC_NAMES]
-    for value in values:
-        if type(value) not in _NUMBER_OR_NONE:
-            raise TypeError("metric")
+    get = wire_metrics.get
+    metrics = (
+        get("step"),
+        get("train_loss"),
+        get("train_mean_token_accuracy"),
+        get("valid_loss"),
+        get("valid_mean_token_accuracy"),
+        get("full_valid_loss"),
+        get("full_valid_mean_token_accuracy"),
+    )
     checkpoint_id = item["id"]
     created_at = item["created_at"]
     model = item["fine_tuned_model_checkpoint"]
@@ -159,7 +179,8 @@ def _fast_checkpoint(item: Any) -> Checkpoint:
     step_number = item["step_number"]
     # type() is, not isinstance: bool is an int subclass and must be refused.
     if (
-        type(checkpoint_id) is not str
+        not {type(value) for value in metrics} <= _NUMBER_OR_NONE
+        or type(checkpoint_id) is not str
         or type(created_at) is not int
         or type(model) is not str
         or type(job_id) is not str
@@ -172,7 +193,7 @@ def _fast_checkpoint(item: Any) -> Checkpoint:
         datetime.fromtimestamp(created_at, UTC),
         model,
         job_id,
-        CheckpointMetrics(*values),
+        CheckpointMetrics(*metrics),
         step_number,
     )
 
@@ -196,70 +217,69 @@ def _fast_page(decoded: dict[str, Any]) -> CheckpointPage:
     )
 
 
-@attrs.frozen
-class DecodedPage:
-    """A 2xx answer decoded to a JSON object but not yet checked or turned into records."""
+#: How far from the end of a body the cursor is looked for before decoding.
+_PEEK_TAIL = 1024
+_HAS_MORE_TRUE = re.compile(rb'"has_more"\s*:\s*true')
+_LAST_ID = re.compile(rb'"last_id"\s*:\s*"([^"\\]*)"')
 
-    body: dict[str, Any]
+
+@attrs.frozen
+class RawPage:
+    """A 2xx answer as received: its body not yet decoded, checked or turned into records."""
+
+    body: bytes
     status_code: int = 200
     request_id: str | None = None
 
     def peek_cursor(self) -> str | None:
-        """Guess the next page's cursor before the page is checked, or ``None``.
+        """Guess the next page's cursor from the raw bytes, or ``None``.
 
-        Only a guess, to start the next request early: the pager checks it against the
-        real rule (``next_cursor``) once the page is structured.
+        The API ends a page with ``"last_id": "...", "has_more": true``: reading those from
+        the tail lets the next request start before this page is decoded. Only a guess:
+        the pager checks it against the real rule once the page is structured.
         """
-        if self.body.get("has_more") is not True:
+        tail = self.body[-_PEEK_TAIL:]
+        if _HAS_MORE_TRUE.search(tail) is None:
             return None
-        data = self.body.get("data")
-        if type(data) is not list or not data or type(data[-1]) is not dict:
-            return None
-        cursor = data[-1].get("id")
-        return cursor if type(cursor) is str else None
-
-    def item_count(self) -> int:
-        """How many items the page seems to hold (0 when ``data`` is not a list)."""
-        data = self.body.get("data")
-        return len(data) if type(data) is list else 0
+        found = _LAST_ID.findall(tail)
+        return found[-1].decode("utf-8", errors="replace") if found else None
 
 
-def decode_page(
-    body: bytes, *, status_code: int = 200, request_id: str | None = None
-) -> DecodedPage:
+def _decode(raw: RawPage) -> dict[str, Any]:
     """Decode a 2xx answer's body; raise APIResponseValidationError unless a JSON object."""
     try:
-        decoded = orjson.loads(body)
+        decoded = orjson.loads(raw.body)
     except orjson.JSONDecodeError as exc:
-        preview = body[:200].decode("utf-8", errors="replace")
+        preview = raw.body[:200].decode("utf-8", errors="replace")
         raise APIResponseValidationError(
-            f"The API answered {status_code} with a body that is not JSON ({exc}): {preview!r}",
-            status_code=status_code,
+            f"The API answered {raw.status_code} with a body that is not JSON ({exc}): {preview!r}",
+            status_code=raw.status_code,
             body=preview,
-            request_id=request_id,
+            request_id=raw.request_id,
         ) from None
     if not isinstance(decoded, dict):
         raise APIResponseValidationError(
             "The API answered with JSON that is not an object: "
             f"expected a list page, got {type(decoded).__name__} @ $",
-            status_code=status_code,
+            status_code=raw.status_code,
             body=decoded,
-            request_id=request_id,
+            request_id=raw.request_id,
         )
-    return DecodedPage(decoded, status_code, request_id)
+    return decoded
 
 
-def structure_page(decoded: DecodedPage) -> CheckpointPage:
-    """Turn a decoded answer into a page, or raise APIResponseValidationError saying why.
+def structure_page(raw: RawPage) -> CheckpointPage:
+    """Decode an answer and turn it into a page, or raise APIResponseValidationError.
 
-    The error lists every problem by JSON path.
+    The error says what is wrong: not JSON, or each problem by JSON path.
     """
+    decoded = _decode(raw)
     try:
-        return _fast_page(decoded.body)
+        return _fast_page(decoded)
     except Exception:  # noqa: S110 - the converter below explains what was wrong
         pass
     try:
-        return _structure_page(decoded.body, CheckpointPage)
+        return _structure_page(decoded, CheckpointPage)
     except Exception as exc:
         problems = cattrs.transform_error(exc, path="$", format_exception=_describe)
         listed = "; ".join(problems[:_MAX_PROBLEMS_LISTED])
@@ -267,9 +287,9 @@ def structure_page(decoded: DecodedPage) -> CheckpointPage:
             listed += f"; and {len(problems) - _MAX_PROBLEMS_LISTED} more"
         raise APIResponseValidationError(
             f"The API answered with an invalid checkpoint page: {listed}",
-            status_code=decoded.status_code,
-            body=decoded.body,
-            request_id=decoded.request_id,
+            status_code=raw.status_code,
+            body=decoded,
+            request_id=raw.request_id,
         ) from exc
 
 
@@ -279,12 +299,12 @@ def parse_page(
     status_code: int = 200,
     request_id: str | None = None,
 ) -> CheckpointPage:
-    """Turn a 2xx answer's raw body into a :class:`CheckpointPage` (decode, then structure).
+    """Turn a 2xx answer's raw body into a :class:`CheckpointPage`.
 
     Raises :class:`APIResponseValidationError` listing every problem by JSON path when the
     body is not JSON or not a valid page.
     """
-    return structure_page(decode_page(body, status_code=status_code, request_id=request_id))
+    return structure_page(RawPage(body, status_code, request_id))
 
 
 def _describe(exc: BaseException, type_: Any) -> str:
@@ -308,4 +328,4 @@ def to_wire(record: Record) -> dict[str, Any]:
             f"to_wire() takes a Checkpoint, CheckpointMetrics or CheckpointPage, "
             f"not {type(record).__name__}"
         )
-    return _converter.unstructure(record)  # type: ignore[no-any-return]
+    return _converter().unstructure(record)  # type: ignore[no-any-return]

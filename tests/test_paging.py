@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 
 from fine_tune_ckpt import (
@@ -16,12 +17,12 @@ from fine_tune_ckpt import (
     PaginationError,
 )
 from fine_tune_ckpt._paging import next_cursor
-from fine_tune_ckpt._wire import DecodedPage, to_wire
+from fine_tune_ckpt._wire import RawPage, to_wire
 
 
-def _decoded(page: CheckpointPage) -> DecodedPage:
-    """A page as the transport hands it over: decoded JSON, not yet records."""
-    return DecodedPage(to_wire(page))
+def _decoded(page: CheckpointPage) -> RawPage:
+    """A page as the transport hands it over: raw JSON bytes."""
+    return RawPage(orjson.dumps(to_wire(page)))
 
 
 def _checkpoint(n: int) -> Checkpoint:
@@ -44,7 +45,7 @@ class Pages:
         self.calls: list[str | None] = []
         self.fail_on_call: dict[int, Exception] = {}
 
-    async def fetch(self, after: str | None) -> DecodedPage:
+    async def fetch(self, after: str | None) -> RawPage:
         self.calls.append(after)
         failure = self.fail_on_call.pop(len(self.calls), None)
         if failure is not None:
@@ -205,7 +206,7 @@ def test_has_more_without_items_is_refused() -> None:
 async def test_a_server_that_ignores_after_stops_with_pagination_error() -> None:
     """A server that serves page 1 again raises instead of yielding duplicates forever."""
 
-    async def same_page(after: str | None) -> DecodedPage:
+    async def same_page(after: str | None) -> RawPage:
         return _decoded(_page(["5", "4"], has_more=True))
 
     pager = AsyncCheckpointPager(same_page, fine_tuning_job_id="ftjob-1")
@@ -218,12 +219,13 @@ async def test_a_server_that_ignores_after_stops_with_pagination_error() -> None
 
 
 async def test_breaking_out_closes_the_walk() -> None:
-    """``break`` stops the walk: no further page is fetched."""
+    """``break`` stops the walk: beyond the read-ahead of page 2, nothing is fetched."""
     api = Pages(total=20, limit=5)
     async for checkpoint in api.pager():
         if checkpoint.step_number == 18:
             break
-    assert api.calls == [None]
+    await asyncio.sleep(0)
+    assert api.calls == [None, "ftckpt_00016"]
 
 
 def test_repr_names_the_listing() -> None:
@@ -265,3 +267,20 @@ async def test_read_ahead_failure_carries_its_cursor() -> None:
             seen.append(checkpoint.step_number)
     assert seen == [12, 11, 10, 9, 8]
     assert caught.value.resume_after == "ftckpt_00008"
+
+
+async def test_a_wrong_early_guess_is_replaced_by_the_real_cursor() -> None:
+    """A server whose ``last_id`` is not the last item's id costs a request, never an item."""
+    api = Pages(total=12, limit=5)
+
+    async def misleading(after: str | None) -> RawPage:
+        wire = orjson.loads((await api.fetch(after)).body)
+        if wire["data"]:
+            wire["last_id"] = wire["data"][0]["id"]  # the early guess will be wrong
+        return RawPage(orjson.dumps(wire))
+
+    pager = AsyncCheckpointPager(misleading, fine_tuning_job_id="ftjob-1", limit=5)
+    steps = [checkpoint.step_number async for checkpoint in pager]
+    assert steps == list(range(12, 0, -1))
+    real_cursors = [call for call in api.calls if call in {None, "ftckpt_00008", "ftckpt_00003"}]
+    assert real_cursors == [None, "ftckpt_00008", "ftckpt_00003"]

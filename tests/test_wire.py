@@ -192,3 +192,21 @@ def test_metrics_must_be_numbers() -> None:
     raw = _page_with()
     raw["data"][0]["metrics"]["full_valid_loss"] = "0.1"
     assert "expected a number, got str @ $.data[0].metrics.full_valid_loss" in _problem(_body(raw))
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"data":[],"last_id":"ftckpt_9","has_more":true}', "ftckpt_9"),
+        (b'{"data": [], "last_id" : "ftckpt_9", "has_more" : true}\n', "ftckpt_9"),
+        (b'{"data":[],"last_id":"ftckpt_9","has_more":false}', None),
+        (b'{"data":[],"has_more":true}', None),
+        (b'{"data":[],"last_id":"a\\"b","has_more":true}', None),
+        (b"<html>", None),
+    ],
+)
+def test_early_cursor_guess_from_raw_bytes(body: bytes, expected: str | None) -> None:
+    """The read-ahead's guess comes from the tail of the raw body, or not at all."""
+    from fine_tune_ckpt._wire import RawPage
+
+    assert RawPage(body).peek_cursor() == expected
