@@ -27,6 +27,13 @@ def typing(session: nox.Session) -> None:
 
 
 @nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmark against the aiohttp floor and the official SDK; write the table."""
+    session.install(".", *nox.project.dependency_groups(PYPROJECT, "bench"))
+    session.run("python", "-m", "tests.benchmarks.run", *session.posargs)
+
+
+@nox.session
 def tests(session: nox.Session) -> None:
     """Run the test suite with warnings as errors."""
     session.install(".", *nox.project.dependency_groups(PYPROJECT, "test"))

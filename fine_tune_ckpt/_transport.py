@@ -12,11 +12,11 @@ import logging
 import random
 import ssl
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 import aiohttp
 import attrs
 from multidict import CIMultiDictProxy
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 from yarl import URL
 
 from ._clock import Clock
@@ -28,6 +28,9 @@ from ._errors import (
     error_for_status,
 )
 from ._retry import retry_wait, should_retry
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
 
 __all__ = ["Response", "Transport"]
 
@@ -121,6 +124,10 @@ class Transport:
                 failure, first_failure = first_failure, None
                 raise failure
             return await self._attempt(url, started)
+
+        # Imported here, on the first retry: it is not needed on the success path, and
+        # importing it eagerly costs every program that imports this package.
+        from tenacity import AsyncRetrying, retry_if_exception
 
         retrying = AsyncRetrying(
             sleep=self._clock.sleep,

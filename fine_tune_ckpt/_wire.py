@@ -16,12 +16,13 @@ import functools
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Literal, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
 import attrs
-import cattrs
 import orjson
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+if TYPE_CHECKING:
+    import cattrs
 
 from ._errors import APIResponseValidationError
 from ._models import Checkpoint, CheckpointMetrics, CheckpointPage
@@ -89,6 +90,11 @@ def _object_of(structure: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any
 
 
 def _make_converter() -> cattrs.Converter:
+    # Imported here: cattrs is needed for error reports and to_wire, not to parse a valid
+    # page, and importing it eagerly would cost every program that imports this package.
+    import cattrs
+    from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
     converter = cattrs.Converter(detailed_validation=True, forbid_extra_keys=False)
     converter.register_structure_hook(str, _strict_str)
     converter.register_structure_hook(int, _strict_int)
@@ -281,6 +287,8 @@ def structure_page(raw: RawPage) -> CheckpointPage:
     try:
         return _structure_page(decoded, CheckpointPage)
     except Exception as exc:
+        import cattrs
+
         problems = cattrs.transform_error(exc, path="$", format_exception=_describe)
         listed = "; ".join(problems[:_MAX_PROBLEMS_LISTED])
         if len(problems) > _MAX_PROBLEMS_LISTED:
@@ -313,6 +321,8 @@ def _describe(exc: BaseException, type_: Any) -> str:
         return "required field missing"
     if isinstance(exc, TypeError | ValueError) and str(exc).startswith("expected"):
         return str(exc)  # raised by this module's own hooks, already worded
+    import cattrs.v
+
     return cattrs.v.format_exception(exc, type_)
 
 
