@@ -30,6 +30,7 @@ from ._errors import (
 )
 from ._models import Checkpoint, CheckpointMetrics, CheckpointPage
 from ._paging import AsyncCheckpointPager
+from ._pipelines import JobCheckpoint, JobFailure, best_checkpoint, resume_walk, walk_jobs
 from ._resource import AsyncCheckpointsResource
 from ._version import __version__
 from ._wire import to_wire
@@ -55,6 +56,8 @@ __all__ = [
     "ConflictError",
     "FineTuneCkptError",
     "InternalServerError",
+    "JobCheckpoint",
+    "JobFailure",
     "NotFoundError",
     "PaginationError",
     "PermissionDeniedError",
@@ -62,5 +65,8 @@ __all__ = [
     "SystemClock",
     "UnprocessableEntityError",
     "__version__",
+    "best_checkpoint",
+    "resume_walk",
     "to_wire",
+    "walk_jobs",
 ]

@@ -10,6 +10,7 @@ __all__ = [
     "check_non_negative_int",
     "check_optional_positive_int",
     "check_optional_seconds",
+    "check_positive_int",
 ]
 
 
@@ -42,6 +43,15 @@ def check_optional_positive_int(name: str, value: object) -> int | None:
         return None
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"{name} must be an int or None, not {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+    return value
+
+
+def check_positive_int(name: str, value: object) -> int:
+    """Return ``value`` if it is an int of at least 1 (``True`` is no number)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
     if value < 1:
         raise ValueError(f"{name} must be at least 1, got {value}")
     return value

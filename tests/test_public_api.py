@@ -28,6 +28,8 @@ EXPECTED = {
     "ConflictError",
     "FineTuneCkptError",
     "InternalServerError",
+    "JobCheckpoint",
+    "JobFailure",
     "NotFoundError",
     "PaginationError",
     "PermissionDeniedError",
@@ -35,7 +37,10 @@ EXPECTED = {
     "SystemClock",
     "UnprocessableEntityError",
     "__version__",
+    "best_checkpoint",
+    "resume_walk",
     "to_wire",
+    "walk_jobs",
 }
 
 
