@@ -1,0 +1,218 @@
+"""A FastAPI service over fine_tune_ckpt: one shared client, pages, NDJSON streams, errors.
+
+Copy what you need. The client is created once in the app's lifespan (one connection
+pool for every request) and handed to handlers by a dependency. Upstream errors become
+sensible HTTP answers, never a 500 with a traceback:
+
+- 404 stays 404, a rejected cursor stays 400;
+- an upstream 429 becomes 503 with ``Retry-After``;
+- any other upstream failure becomes 502 carrying the upstream request id.
+
+Run ``python docs/examples/fastapi_app.py`` for a self-contained demo: it starts the
+built-in fake API, serves this app with uvicorn on 127.0.0.1, calls each endpoint, and
+stops. In production: ``uvicorn fastapi_app:app`` with OPENAI_API_KEY set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Annotated, Any, Literal
+
+import aiohttp
+import orjson
+import uvicorn
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from fine_tune_ckpt import (
+    AsyncClient,
+    BadRequestError,
+    CheckpointPage,
+    FineTuneCkptError,
+    NotFoundError,
+    RateLimitError,
+    best_checkpoint,
+    to_wire,
+)
+
+Metric = Literal[
+    "train_loss",
+    "train_mean_token_accuracy",
+    "valid_loss",
+    "valid_mean_token_accuracy",
+    "full_valid_loss",
+    "full_valid_mean_token_accuracy",
+]
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Create the one client every request shares; close it at shutdown."""
+    async with AsyncClient() as client:  # OPENAI_API_KEY, OPENAI_BASE_URL, ...
+        app.state.checkpoints_client = client
+        yield
+
+
+app = FastAPI(title="Checkpoints service", lifespan=lifespan)
+
+
+def get_client(request: Request) -> AsyncClient:
+    """Dependency: the shared client."""
+    client: AsyncClient = request.app.state.checkpoints_client
+    return client
+
+
+Client = Annotated[AsyncClient, Depends(get_client)]
+
+
+def upstream_error_response(error: FineTuneCkptError) -> JSONResponse:
+    """Map a library error to the answer this service gives its own callers."""
+    request_id = getattr(error, "request_id", None)
+    if isinstance(error, NotFoundError):
+        return JSONResponse({"detail": "No such fine-tuning job"}, status_code=404)
+    if isinstance(error, BadRequestError):
+        return JSONResponse({"detail": error.message, "param": error.param}, status_code=400)
+    if isinstance(error, RateLimitError):
+        retry_after = error.headers.get("retry-after", "1")
+        return JSONResponse(
+            {"detail": "Upstream rate limit; try again later", "request_id": request_id},
+            status_code=503,
+            headers={"Retry-After": retry_after},
+        )
+    return JSONResponse(
+        {"detail": "Upstream API failed", "error": type(error).__name__, "request_id": request_id},
+        status_code=502,
+    )
+
+
+@app.exception_handler(FineTuneCkptError)
+async def on_upstream_error(request: Request, error: FineTuneCkptError) -> JSONResponse:
+    """Every library error raised by a handler is answered by upstream_error_response."""
+    return upstream_error_response(error)
+
+
+def _page_json(page: CheckpointPage) -> Response:
+    body = {
+        "data": [to_wire(checkpoint) for checkpoint in page.data],
+        "has_more": page.has_more,
+        "next_after": page.next_after,
+    }
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+@app.get("/jobs/{job_id}/checkpoints")
+async def list_page(
+    job_id: str,
+    client: Client,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> Response:
+    """One page, with the cursor of the next one, for a front end that pages."""
+    try:
+        pager = client.checkpoints.list(job_id, after=after, limit=limit)
+    except ValueError as error:
+        raise HTTPException(status_code=422, detail=str(error)) from None
+    return _page_json(await pager)
+
+
+@app.get("/jobs/{job_id}/checkpoints/stream")
+async def stream_all(job_id: str, client: Client) -> StreamingResponse:
+    """Every checkpoint as NDJSON, streamed straight from ``async for``.
+
+    The first page is fetched before the answer starts, so an unknown job is still a
+    404. A failure later ends the stream with an error line saying where to resume. A
+    caller that disconnects cancels the stream, and with it the upstream walk.
+    """
+    try:
+        pages = client.checkpoints.list(job_id, limit=100).pages()
+    except ValueError as error:
+        raise HTTPException(status_code=422, detail=str(error)) from None
+    first = await anext(pages)
+
+    async def lines() -> AsyncIterator[bytes]:
+        async with aclosing(pages):
+            for checkpoint in first.data:
+                yield orjson.dumps(to_wire(checkpoint)) + b"\n"
+            try:
+                async for page in pages:
+                    for checkpoint in page.data:
+                        yield orjson.dumps(to_wire(checkpoint)) + b"\n"
+            except FineTuneCkptError as error:
+                failure = {"error": type(error).__name__, "resume_after": error.resume_after}
+                yield orjson.dumps(failure) + b"\n"
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+@app.get("/jobs/{job_id}/best")
+async def best(job_id: str, client: Client, metric: Metric = "full_valid_loss") -> Response:
+    """The checkpoint to deploy by one metric (losses: lowest wins; accuracies: highest)."""
+    try:
+        pager = client.checkpoints.list(job_id, limit=100)
+    except ValueError as error:
+        raise HTTPException(status_code=422, detail=str(error)) from None
+    winner = await best_checkpoint(pager, metric)
+    if winner is None:
+        raise HTTPException(status_code=404, detail=f"No checkpoint reports {metric}")
+    return Response(orjson.dumps(to_wire(winner)), media_type="application/json")
+
+
+@contextlib.asynccontextmanager
+async def serve(application: FastAPI) -> AsyncIterator[str]:
+    """Serve ``application`` with uvicorn on a free loopback port; yield its base URL."""
+    config = uvicorn.Config(application, host="127.0.0.1", port=0, log_level="warning")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()  # startup failed: raise its error
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def demo() -> None:
+    """Start the fake API and this app, call each endpoint, print what came back."""
+    from fine_tune_ckpt.testing import FakeAPIServer, Fault
+
+    async with FakeAPIServer() as fake:
+        fake.add_job("ftjob-abc123", count=150)
+        os.environ["OPENAI_API_KEY"] = fake.api_key
+        os.environ["OPENAI_BASE_URL"] = fake.base_url
+        async with serve(app) as base_url, aiohttp.ClientSession() as http:
+            async with http.get(f"{base_url}/jobs/ftjob-abc123/checkpoints?limit=3") as answer:
+                page: dict[str, Any] = await answer.json()
+            print(
+                f"GET one page: {answer.status}, {len(page['data'])} items, next_after "
+                f"{page['next_after']}"
+            )
+            async with http.get(f"{base_url}/jobs/ftjob-abc123/checkpoints/stream") as answer:
+                lines = (await answer.text()).splitlines()
+            print(f"GET stream: {answer.status}, {len(lines)} NDJSON lines")
+            async with http.get(f"{base_url}/jobs/ftjob-abc123/best") as answer:
+                winner = await answer.json()
+            print(
+                f"GET best: step {winner['step_number']}, loss "
+                f"{winner['metrics']['full_valid_loss']}"
+            )
+            async with http.get(f"{base_url}/jobs/ftjob-nope/checkpoints") as answer:
+                print(f"GET unknown job: {answer.status}")
+            # x-should-retry: false makes the client give up at once instead of waiting.
+            fake.inject(Fault(status=429, retry_after=7, should_retry=False))
+            async with http.get(f"{base_url}/jobs/ftjob-abc123/checkpoints") as answer:
+                print(
+                    f"GET upstream 429: {answer.status}, Retry-After "
+                    f"{answer.headers.get('Retry-After')}"
+                )
+
+
+if __name__ == "__main__":
+    asyncio.run(demo())

@@ -1,0 +1,166 @@
+"""The FastAPI example in docs/examples, served by uvicorn on loopback over the fake API."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import ModuleType
+
+import aiohttp
+import orjson
+import pytest
+
+from fine_tune_ckpt import AsyncClient, Checkpoint, to_wire
+from fine_tune_ckpt.testing import FakeAPIServer, FakeClock, Fault
+
+EXAMPLE = Path(__file__).parent.parent / "docs" / "examples" / "fastapi_app.py"
+JOB = "ftjob-abc123"
+
+
+def _load_example() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("fastapi_app_example", EXAMPLE)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+example = _load_example()
+
+
+@pytest.fixture
+async def service(fake_api: FakeAPIServer, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
+    """The example app on loopback; its client talks to the fake and retries instantly."""
+    monkeypatch.setenv("OPENAI_API_KEY", fake_api.api_key)
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_api.base_url)
+    async with AsyncClient(
+        api_key=fake_api.api_key, base_url=fake_api.base_url, clock=FakeClock()
+    ) as client:
+        example.app.dependency_overrides[example.get_client] = lambda: client
+        try:
+            async with example.serve(example.app) as base_url:
+                yield base_url
+        finally:
+            example.app.dependency_overrides.clear()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A plain HTTP client for the service."""
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def test_pages_with_cursor(
+    service: str, http: aiohttp.ClientSession, fake_api: FakeAPIServer
+) -> None:
+    """Following ``next_after`` page by page gives every checkpoint once."""
+    expected = fake_api.add_job(JOB, count=45)
+    seen: list[dict[str, object]] = []
+    after: str | None = None
+    while True:
+        query = f"?limit=20&after={after}" if after else "?limit=20"
+        async with http.get(f"{service}/jobs/{JOB}/checkpoints{query}") as answer:
+            assert answer.status == 200
+            page = await answer.json()
+        seen += page["data"]
+        after = page["next_after"]
+        if not page["has_more"]:
+            assert after is None
+            break
+    assert seen == [to_wire(c) for c in expected]
+
+
+async def test_stream_is_ndjson_of_every_checkpoint(
+    service: str, http: aiohttp.ClientSession, fake_api: FakeAPIServer
+) -> None:
+    """The stream endpoint sends one wire JSON object per line, all of them."""
+    expected = fake_api.add_job(JOB, count=250)
+    async with http.get(f"{service}/jobs/{JOB}/checkpoints/stream") as answer:
+        assert answer.status == 200
+        assert answer.content_type == "application/x-ndjson"
+        lines = (await answer.read()).splitlines()
+    assert [orjson.loads(line) for line in lines] == [to_wire(c) for c in expected]
+
+
+async def test_best_endpoint(
+    service: str, http: aiohttp.ClientSession, fake_api: FakeAPIServer
+) -> None:
+    """The best endpoint answers the checkpoint with the best metric."""
+    expected = fake_api.add_job(JOB, count=30)
+    winner: Checkpoint = max(
+        expected, key=lambda c: c.metrics.full_valid_mean_token_accuracy or 0.0
+    )
+    url = f"{service}/jobs/{JOB}/best?metric=full_valid_mean_token_accuracy"
+    async with http.get(url) as answer:
+        assert answer.status == 200
+        assert await answer.json() == to_wire(winner)
+    async with http.get(f"{service}/jobs/{JOB}/best?metric=accuracy") as answer:
+        assert answer.status == 422
+
+
+@pytest.mark.parametrize(
+    ("path", "faults", "status"),
+    [
+        ("/jobs/ftjob-missing/checkpoints", [], 404),
+        (f"/jobs/{JOB}/checkpoints?after=ftckpt_unknown", [], 400),
+        (f"/jobs/{JOB}/checkpoints?limit=0", [], 422),
+        (f"/jobs/{JOB}/checkpoints", [Fault(status=429, retry_after=9)] * 3, 503),
+        (f"/jobs/{JOB}/checkpoints", [Fault(status=500)] * 3, 502),
+        (f"/jobs/{JOB}/checkpoints", [Fault(non_json_body=True)], 502),
+        (f"/jobs/{JOB}/checkpoints", [Fault(drop_connection=True)] * 6, 502),
+        ("/jobs/ftjob-missing/checkpoints/stream", [], 404),
+        ("/jobs/ftjob-missing/best", [], 404),
+        (f"/jobs/{JOB}/best", [Fault(status=503)] * 3, 502),
+    ],
+)
+async def test_upstream_errors_become_sensible_answers(
+    service: str,
+    http: aiohttp.ClientSession,
+    fake_api: FakeAPIServer,
+    path: str,
+    faults: list[Fault],
+    status: int,
+) -> None:
+    """404 stays 404, 429 becomes 503 with Retry-After, failures 502; never a 500."""
+    fake_api.inject(*faults)
+    async with http.get(f"{service}{path}") as answer:
+        assert answer.status == status
+        body = await answer.json()
+    if status == 503:
+        assert answer.headers["Retry-After"] == "9"
+    if status == 502 and faults and faults[0].status:
+        assert body["request_id"] == fake_api.requests[-1].request_id
+
+
+async def test_failure_mid_stream_ends_with_a_resume_line(
+    service: str, http: aiohttp.ClientSession, fake_api: FakeAPIServer
+) -> None:
+    """Once streaming, a failure ends the stream with a line saying where to resume."""
+    expected = fake_api.add_job(JOB, count=250)
+    fake_api.inject(Fault(), *[Fault(status=500)] * 3)
+    async with http.get(f"{service}/jobs/{JOB}/checkpoints/stream") as answer:
+        lines = [orjson.loads(line) for line in (await answer.read()).splitlines()]
+    assert lines[:-1] == [to_wire(c) for c in expected[:100]]
+    assert lines[-1] == {"error": "InternalServerError", "resume_after": expected[99].id}
+
+
+async def test_disconnecting_mid_stream_stops_the_upstream_walk(
+    service: str, http: aiohttp.ClientSession, fake_api: FakeAPIServer
+) -> None:
+    """A caller that hangs up mid-stream stops the walk: no work goes on for nobody."""
+    fake_api.add_job(JOB, count=3000)  # 30 pages
+    fake_api.inject(*[Fault(delay=0.05)] * 30)
+    async with http.get(f"{service}/jobs/{JOB}/checkpoints/stream") as answer:
+        await answer.content.readline()
+        await fake_api.wait_for_requests(3)
+        answer.close()  # hang up
+    await asyncio.sleep(0.3)
+    after_hang_up = len(fake_api.requests)
+    await asyncio.sleep(0.5)
+    assert len(fake_api.requests) == after_hang_up < 30
