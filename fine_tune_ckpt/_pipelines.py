@@ -58,6 +58,13 @@ class JobFailure:
     error: FineTuneCkptError
 
 
+@attrs.frozen
+class _WorkerDone:
+    """A worker has no more jobs to take; ``crash`` if it died of an unexpected error."""
+
+    crash: Exception | None
+
+
 def walk_jobs(
     checkpoints: AsyncCheckpointsResource,
     fine_tuning_job_ids: Iterable[str],
@@ -106,29 +113,36 @@ async def _walk_jobs(
     limit: int | None,
     max_items: int | None,
 ) -> AsyncGenerator[JobCheckpoint | JobFailure, None]:
-    results: asyncio.Queue[JobCheckpoint | JobFailure | None] = asyncio.Queue(buffer)
+    results: asyncio.Queue[JobCheckpoint | JobFailure | _WorkerDone] = asyncio.Queue(buffer)
     pending = iter(job_ids)
 
     async def work() -> None:
-        for job_id in pending:  # one shared iterator: each job is taken by one worker
-            pager = checkpoints.list(job_id, limit=limit, max_items=max_items)
-            try:
-                async with aclosing(aiter(pager)) as walk:
-                    async for checkpoint in walk:
-                        await results.put(JobCheckpoint(job_id, checkpoint))
-            except FineTuneCkptError as error:
-                error.add_note(f"while listing the checkpoints of job {job_id!r}")
-                await results.put(JobFailure(job_id, error))
-                if raise_first_error:
-                    return
-        await results.put(None)  # this worker is done
+        crash: Exception | None = None
+        try:
+            for job_id in pending:  # one shared iterator: each job is taken by one worker
+                pager = checkpoints.list(job_id, limit=limit, max_items=max_items)
+                try:
+                    async with aclosing(aiter(pager)) as walk:
+                        async for checkpoint in walk:
+                            await results.put(JobCheckpoint(job_id, checkpoint))
+                except FineTuneCkptError as error:
+                    error.add_note(f"while listing the checkpoints of job {job_id!r}")
+                    await results.put(JobFailure(job_id, error))
+                    if raise_first_error:
+                        return
+        except Exception as error:  # a bug, or a closed client: the consumer must hear
+            crash = error
+        # Always say so, or the consumer would wait for this worker forever.
+        await results.put(_WorkerDone(crash))
 
     tasks = [asyncio.create_task(work()) for _ in range(min(workers, len(job_ids)))]
     try:
         running = len(tasks)
         while running:
             result = await results.get()
-            if result is None:
+            if isinstance(result, _WorkerDone):
+                if result.crash is not None:
+                    raise result.crash
                 running -= 1
             elif isinstance(result, JobFailure) and raise_first_error:
                 raise result.error

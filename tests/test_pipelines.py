@@ -268,3 +268,15 @@ async def test_walk_jobs_over_a_fake_clock_client_needs_no_real_waits(
         items = [item async for item in walk_jobs(client.checkpoints, jobs)]
     assert len(items) == 5 * 23
     assert clock.sleeps == [30.0]
+
+
+async def test_an_unexpected_error_in_a_walk_is_raised_not_hung(
+    fake_api: FakeAPIServer, jobs: dict[str, list[Checkpoint]]
+) -> None:
+    """A closed client (or any bug) in a worker reaches the consumer instead of a hang."""
+    client = AsyncClient(api_key=fake_api.api_key, base_url=fake_api.base_url)
+    await client.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        async with asyncio.timeout(5):
+            async for _ in walk_jobs(client.checkpoints, jobs, on_error="report"):
+                pass
