@@ -74,3 +74,14 @@ def test_importing_needs_no_configuration() -> None:
     import importlib
 
     importlib.reload(fine_tune_ckpt)
+
+
+def test_every_public_name_is_in_the_api_reference() -> None:
+    """docs/api.md documents each name of both public namespaces."""
+    from pathlib import Path
+
+    reference = (Path(__file__).parent.parent / "docs" / "api.md").read_text()
+    for module in (fine_tune_ckpt, fine_tune_ckpt.testing):
+        for name in module.__all__:
+            if name != "__version__":
+                assert f"{module.__name__}.{name}" in reference, name
