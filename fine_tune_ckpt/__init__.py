@@ -32,6 +32,7 @@ from ._models import Checkpoint, CheckpointMetrics, CheckpointPage
 from ._paging import AsyncCheckpointPager
 from ._pipelines import JobCheckpoint, JobFailure, best_checkpoint, resume_walk, walk_jobs
 from ._resource import AsyncCheckpointsResource
+from ._selection import Metric
 from ._version import __version__
 from ._wire import to_wire
 
@@ -58,6 +59,7 @@ __all__ = [
     "InternalServerError",
     "JobCheckpoint",
     "JobFailure",
+    "Metric",
     "NotFoundError",
     "PaginationError",
     "PermissionDeniedError",

@@ -39,30 +39,24 @@ def check_cursor(name: str, value: object) -> str | None:
 
 def check_optional_positive_int(name: str, value: object) -> int | None:
     """Return ``value`` if it is ``None`` or an int of at least 1 (``True`` is no number)."""
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int or None, not {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
-    return value
+    return None if value is None else _check_int(name, value, minimum=1)
 
 
 def check_positive_int(name: str, value: object) -> int:
     """Return ``value`` if it is an int of at least 1 (``True`` is no number)."""
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
-    return value
+    return _check_int(name, value, minimum=1)
 
 
 def check_non_negative_int(name: str, value: object) -> int:
     """Return ``value`` if it is an int of at least 0 (``True`` is no number)."""
+    return _check_int(name, value, minimum=0)
+
+
+def _check_int(name: str, value: object, *, minimum: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"{name} must not be negative, got {value}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
     return value
 
 

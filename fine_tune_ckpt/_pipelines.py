@@ -24,7 +24,7 @@ from ._errors import FineTuneCkptError
 from ._models import Checkpoint
 from ._paging import AsyncCheckpointPager
 from ._resource import AsyncCheckpointsResource
-from ._selection import better_is, pick_best
+from ._selection import Metric, better_is, pick_best
 
 __all__ = [
     "JobCheckpoint",
@@ -155,7 +155,9 @@ async def _walk_jobs(
             await asyncio.wait(tasks)
 
 
-async def best_checkpoint(checkpoints: AsyncIterable[Checkpoint], metric: str) -> Checkpoint | None:
+async def best_checkpoint(
+    checkpoints: AsyncIterable[Checkpoint], metric: Metric
+) -> Checkpoint | None:
     """Return the checkpoint to deploy by ``metric``, or ``None`` if none reports it.
 
     Losses (``*_loss``): lowest wins; accuracies: highest wins. Checkpoints without the

@@ -213,7 +213,7 @@ async def test_best_checkpoint_refuses_an_unknown_metric_before_fetching(
 ) -> None:
     """An unknown metric raises ValueError naming the choices, and nothing is sent."""
     with pytest.raises(ValueError, match="full_valid_loss"):
-        await best_checkpoint(client.checkpoints.list("ftjob-abc123"), "accuracy")
+        await best_checkpoint(client.checkpoints.list("ftjob-abc123"), "accuracy")  # type: ignore[arg-type]
     assert fake_api.requests == []
 
 

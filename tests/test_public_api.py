@@ -30,6 +30,7 @@ EXPECTED = {
     "InternalServerError",
     "JobCheckpoint",
     "JobFailure",
+    "Metric",
     "NotFoundError",
     "PaginationError",
     "PermissionDeniedError",

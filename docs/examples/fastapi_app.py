@@ -20,7 +20,7 @@ import contextlib
 import os
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import aiohttp
 import orjson
@@ -33,20 +33,12 @@ from fine_tune_ckpt import (
     BadRequestError,
     CheckpointPage,
     FineTuneCkptError,
+    Metric,
     NotFoundError,
     RateLimitError,
     best_checkpoint,
     to_wire,
 )
-
-Metric = Literal[
-    "train_loss",
-    "train_mean_token_accuracy",
-    "valid_loss",
-    "valid_mean_token_accuracy",
-    "full_valid_loss",
-    "full_valid_mean_token_accuracy",
-]
 
 
 @contextlib.asynccontextmanager
