@@ -22,7 +22,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from contextlib import aclosing
 from typing import Any
 
@@ -137,7 +137,8 @@ class AsyncCheckpointPager:
                 # with one, only the counted page can tell whether another is needed.
                 guess = raw.peek_cursor() if self.max_items is None else None
                 if guess is not None and guess != after:
-                    ahead = await _started(self._fetch(guess))
+                    ahead = asyncio.create_task(self._fetch(guess))
+                    await _let_it_start()
                 page = self._structure(raw, after)
                 try:
                     cursor = next_cursor(page, after)
@@ -153,7 +154,8 @@ class AsyncCheckpointPager:
                     yield page
                     return
                 if ahead is None:
-                    ahead = await _started(self._fetch(cursor))
+                    ahead = asyncio.create_task(self._fetch(cursor))
+                    await _let_it_start()
                 yield page
                 raw = await ahead
                 ahead = None
@@ -179,15 +181,14 @@ class AsyncCheckpointPager:
             raise
 
 
-async def _started(fetch: Coroutine[Any, Any, RawPage]) -> asyncio.Task[RawPage]:
-    """Run ``fetch`` as a task and give it one loop turn to put its request on the wire.
+async def _let_it_start() -> None:
+    """Give a read-ahead task just created one loop turn to put its request on the wire.
 
-    Without the turn, the task would not start before this coroutine next waits, which
-    is only after the page is structured and consumed: no overlap at all.
+    Without it, the task would not start before the pager next waits, which is only after
+    the page is structured and consumed: no overlap at all. The task is stored before
+    this await, so a cancellation here still finds and discards it.
     """
-    task = asyncio.create_task(fetch)
     await asyncio.sleep(0)
-    return task
 
 
 async def _discard(task: asyncio.Task[RawPage]) -> None:

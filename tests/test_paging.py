@@ -284,3 +284,29 @@ async def test_a_wrong_early_guess_is_replaced_by_the_real_cursor() -> None:
     assert steps == list(range(12, 0, -1))
     real_cursors = [call for call in api.calls if call in {None, "ftckpt_00008", "ftckpt_00003"}]
     assert real_cursors == [None, "ftckpt_00008", "ftckpt_00003"]
+
+
+async def test_cancelling_at_any_point_leaves_no_read_ahead_behind() -> None:
+    """Cancelled after any number of loop turns, a walk leaves no task running."""
+
+    class SlowPages(Pages):
+        async def fetch(self, after: str | None) -> RawPage:
+            await asyncio.sleep(0)
+            if after is not None:  # a read-ahead that only cancellation can end
+                await asyncio.Event().wait()
+            return await super().fetch(after)
+
+    current = asyncio.current_task()
+    for turns in range(12):
+        api = SlowPages(total=30, limit=5)
+        task = asyncio.create_task(api.pager().to_list())
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.wait([task])
+        for _ in range(5):
+            await asyncio.sleep(0)
+        left = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+        for stray in left:
+            stray.cancel()
+        assert left == [], f"after {turns} turns: {left}"

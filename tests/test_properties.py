@@ -7,6 +7,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+import attrs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -83,15 +84,7 @@ async def test_full_stack_slice_over_loopback(
 
 _finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 _number = st.one_of(_finite, st.integers(min_value=-(2**53), max_value=2**53))
-_metric_names = [
-    "step",
-    "train_loss",
-    "train_mean_token_accuracy",
-    "valid_loss",
-    "valid_mean_token_accuracy",
-    "full_valid_loss",
-    "full_valid_mean_token_accuracy",
-]
+_metric_names = [field.name for field in attrs.fields(CheckpointMetrics)]
 _json_scalar = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5))
 _extra = st.dictionaries(
     st.text(min_size=1, max_size=8).filter(lambda k: k not in {"id", "object"}),
