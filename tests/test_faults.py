@@ -71,8 +71,9 @@ async def test_hundreds_of_seeded_fault_walks_never_lose_or_repeat(
         seen, was_resumed = await _walk_with_faults(seed, job)
         assert seen == expected, f"seed {seed}"
         resumed += was_resumed
-    # The mix is harsh enough that both paths are exercised.
-    assert 0 < resumed < len(SEEDS)
+    # The mix is harsh enough that the resume path is exercised (on a quick machine the
+    # clean path is too; a slow one may time out every walk, which must still hold).
+    assert resumed > 0
 
 
 @pytest.mark.parametrize("max_retries", [0, 1, 2, 4])
