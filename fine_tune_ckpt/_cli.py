@@ -11,6 +11,7 @@ import contextlib
 import csv
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
@@ -54,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (e.g. `| head`): stop quietly, as other Unix tools do.
         with contextlib.suppress(OSError):
             sys.stdout = open(  # noqa: SIM115 - replaces stdout until exit
-                "/dev/null", "w", encoding="utf-8"
+                os.devnull, "w", encoding="utf-8"
             )
         return EXIT_OK
 
