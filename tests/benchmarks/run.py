@@ -36,12 +36,15 @@ class Scenario:
     limit: int
     latency_ms: float = 0.0
     target: str = ""
+    work_us: float = 0.0
 
 
 SPEED = (
     Scenario("200 pages x 100", 20_000, 100, target="<= 1.5x floor"),
     Scenario("500 pages x 10", 5_000, 10, target="<= 1.3x floor"),
     Scenario("200 pages x 100, 5 ms latency", 20_000, 100, 5.0, target="<= 1.0x floor"),
+    # Not one of the targets: shows what read-ahead buys a consumer that does real work.
+    Scenario("200 pages x 100, 5 ms latency, consumer 20 us/item", 20_000, 100, 5.0, work_us=20),
 )
 MEMORY_SMALL = Scenario("10,000 items", 10_000, 100)
 MEMORY_LARGE = Scenario("1,000,000 items", 1_000_000, 100)
@@ -75,6 +78,7 @@ def walk(client: str, base_url: str, scenario: Scenario) -> dict[str, float]:
             base_url,
             f"bench-{scenario.items}",
             str(scenario.limit),
+            str(scenario.work_us),
         ],
         capture_output=True,
         text=True,

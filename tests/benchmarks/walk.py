@@ -1,9 +1,10 @@
 """One walk by one client, in a fresh process; prints a JSON line of what it measured.
 
-    python -m tests.benchmarks.walk ours|floor|openai BASE_URL JOB LIMIT
+    python -m tests.benchmarks.walk ours|floor|openai BASE_URL JOB LIMIT [WORK_US]
 
-Every walker counts items and sums ``step_number`` so none can skip work. Imports happen
-before the clock starts: import time is measured on its own.
+Every walker counts items and sums ``step_number`` so none can skip work. ``WORK_US``
+makes the consumer spend that many microseconds of CPU on each item, as real code would.
+Imports happen before the clock starts: import time is measured on its own.
 """
 
 from __future__ import annotations
@@ -15,6 +16,17 @@ import resource
 import sys
 import time
 
+WORK_SECONDS = 0.0
+
+
+def consume(step_number: int) -> int:
+    """What a consumer does with an item: here, burn ``WORK_SECONDS`` of CPU."""
+    if WORK_SECONDS:
+        until = time.perf_counter() + WORK_SECONDS
+        while time.perf_counter() < until:
+            pass
+    return step_number
+
 
 async def walk_ours(base_url: str, job: str, limit: int) -> tuple[int, int]:
     """Walk with fine_tune_ckpt, iterating Checkpoint records."""
@@ -24,7 +36,7 @@ async def walk_ours(base_url: str, job: str, limit: int) -> tuple[int, int]:
     async with AsyncClient(api_key="sk-bench", base_url=base_url) as client:
         async for checkpoint in client.checkpoints.list(job, limit=limit):
             count += 1
-            checksum += checkpoint.step_number
+            checksum += consume(checkpoint.step_number)
     return count, checksum
 
 
@@ -46,7 +58,7 @@ async def walk_floor(base_url: str, job: str, limit: int) -> tuple[int, int]:
                 page = orjson.loads(await answer.read())
             for item in page["data"]:
                 count += 1
-                checksum += item["step_number"]
+                checksum += consume(item["step_number"])
             if not page["has_more"] or not page["data"]:
                 break
             after = page["data"][-1]["id"]
@@ -61,7 +73,7 @@ async def walk_openai(base_url: str, job: str, limit: int) -> tuple[int, int]:
     async with AsyncOpenAI(api_key="sk-bench", base_url=base_url, max_retries=0) as client:
         async for checkpoint in client.fine_tuning.jobs.checkpoints.list(job, limit=limit):
             count += 1
-            checksum += checkpoint.step_number
+            checksum += consume(checkpoint.step_number)
     return count, checksum
 
 
@@ -71,7 +83,9 @@ IMPORTS = {"ours": ["fine_tune_ckpt"], "floor": ["aiohttp", "orjson"], "openai":
 
 def main() -> None:
     """Run one walk and print seconds, count, checksum and peak RSS."""
+    global WORK_SECONDS
     client, base_url, job, limit = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    WORK_SECONDS = float(sys.argv[5]) / 1e6 if len(sys.argv) > 5 else 0.0
     walker = WALKERS[client]
     for module in IMPORTS[client]:
         importlib.import_module(module)
