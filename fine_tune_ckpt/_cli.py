@@ -8,8 +8,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import csv
-import json
 import logging
 import os
 import signal
@@ -18,15 +16,13 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
 from contextlib import aclosing
 from typing import IO
 
-import attrs
-
 from ._client import AsyncClient
 from ._errors import APIError, FineTuneCkptError
-from ._models import Checkpoint, CheckpointMetrics
+from ._models import Checkpoint
+from ._output import FORMATS, Writer
 from ._paging import AsyncCheckpointPager
 from ._selection import METRICS, better_is, pick_best
 from ._version import __version__
-from ._wire import to_wire
 
 __all__ = ["main"]
 
@@ -35,7 +31,6 @@ EXIT_API_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
-FORMATS = ("table", "json", "jsonl", "csv")
 DEMO_JOB_ID = "ftjob-demo"
 
 
@@ -170,7 +165,7 @@ async def _list_command(args: argparse.Namespace, out: IO[str], err: IO[str]) ->
             try:
                 if args.best:
                     return await _print_best(items, args.best, output_format, out, err)
-                writer = _Writer(output_format, out)
+                writer = Writer(output_format, out)
                 async for checkpoint in items:
                     writer.write(checkpoint)
                 writer.close()
@@ -216,7 +211,7 @@ async def _print_best(
     if best is None:
         print(f"fine-tune-ckpt: none of {seen} checkpoints reports {metric}", file=err)
         return EXIT_API_ERROR
-    writer = _Writer(output_format, out)
+    writer = Writer(output_format, out)
     writer.write(best)
     writer.close()
     reason = (
@@ -255,98 +250,6 @@ def _retry_log(err: IO[str], *, enabled: bool) -> Iterator[None]:
         logger.setLevel(previous_level)
 
 
-# -- output -------------------------------------------------------------------------
-
-_CSV_COLUMNS = (
-    "id",
-    "created_at",
-    "step_number",
-    "fine_tuned_model_checkpoint",
-    "fine_tuning_job_id",
-    *(field for field in attrs.fields_dict(CheckpointMetrics)),
-)
-_TABLE = (
-    ("STEP", 7),
-    ("CREATED (UTC)", 16),
-    ("TRAIN_LOSS", 10),
-    ("VALID_LOSS", 10),
-    ("FULL_VALID_LOSS", 15),
-    ("FULL_VALID_ACC", 14),
-)
-
-
-class _Writer:
-    """Writes checkpoints one by one in one format, so long listings stream."""
-
-    def __init__(self, output_format: str, out: IO[str]) -> None:
-        self._format = output_format
-        self._out = out
-        self._count = 0
-        self._csv = csv.writer(out, lineterminator="\n") if output_format == "csv" else None
-
-    def write(self, checkpoint: Checkpoint) -> None:
-        if self._count == 0:
-            self._start()
-        self._count += 1
-        if self._format == "jsonl":
-            self._out.write(json.dumps(to_wire(checkpoint)) + "\n")
-        elif self._format == "json":
-            separator = "  " if self._count == 1 else ", "
-            self._out.write(separator + json.dumps(to_wire(checkpoint)) + "\n")
-        elif self._csv is not None:
-            self._csv.writerow(_csv_row(checkpoint))
-        else:
-            self._out.write(_table_row(checkpoint) + "\n")
-
-    def close(self) -> None:
-        if self._count == 0:
-            self._start()
-        if self._format == "json":
-            self._out.write("]\n")
-        elif self._format == "table" and self._count == 0:
-            self._out.write("(no checkpoints)\n")
-        self._out.flush()
-
-    def _start(self) -> None:
-        if self._format == "json":
-            self._out.write("[\n")
-        elif self._csv is not None:
-            self._csv.writerow(_CSV_COLUMNS)
-        elif self._format == "table":
-            header = "  ".join(name.rjust(width) for name, width in _TABLE)
-            self._out.write(f"{header}  CHECKPOINT MODEL\n")
-
-
-def _csv_row(checkpoint: Checkpoint) -> list[object]:
-    metrics = to_wire(checkpoint.metrics)
-    return [
-        checkpoint.id,
-        checkpoint.created_at.isoformat(),
-        checkpoint.step_number,
-        checkpoint.fine_tuned_model_checkpoint,
-        checkpoint.fine_tuning_job_id,
-        *(metrics.get(name, "") for name in attrs.fields_dict(CheckpointMetrics)),
-    ]
-
-
-def _table_row(checkpoint: Checkpoint) -> str:
-    metrics = checkpoint.metrics
-    cells = (
-        str(checkpoint.step_number),
-        checkpoint.created_at.strftime("%Y-%m-%d %H:%M"),
-        _number(metrics.train_loss),
-        _number(metrics.valid_loss),
-        _number(metrics.full_valid_loss),
-        _number(metrics.full_valid_mean_token_accuracy),
-    )
-    row = "  ".join(cell.rjust(width) for cell, (_, width) in zip(cells, _TABLE, strict=True))
-    return f"{row}  {checkpoint.fine_tuned_model_checkpoint}"
-
-
-def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
-
-
 # -- demo ---------------------------------------------------------------------------
 
 
@@ -360,7 +263,7 @@ async def _demo_command(out: IO[str], err: IO[str]) -> int:
         print(f"fine-tune-ckpt: demo: fake API on {fake.base_url}, job {DEMO_JOB_ID}", file=err)
         with _retry_log(err, enabled=True):
             async with AsyncClient(api_key=fake.api_key, base_url=fake.base_url) as client:
-                writer = _Writer("table", out)
+                writer = Writer("table", out)
                 checkpoints = []
                 pages = 0
                 try:
