@@ -21,7 +21,7 @@ from ._errors import APIError, FineTuneCkptError
 from ._models import Checkpoint
 from ._output import FORMATS, Writer
 from ._paging import AsyncCheckpointPager
-from ._selection import METRICS, better_is, pick_best
+from ._selection import METRICS, BestSoFar, better_is, pick_best
 from ._version import __version__
 
 __all__ = ["main"]
@@ -203,11 +203,10 @@ async def _walk(
 async def _print_best(
     items: AsyncIterator[Checkpoint], metric: str, output_format: str, out: IO[str], err: IO[str]
 ) -> int:
-    best: Checkpoint | None = None
-    seen = 0
+    ranking = BestSoFar(metric)
     async for checkpoint in items:
-        seen += 1
-        best = pick_best([best, checkpoint] if best else [checkpoint], metric)
+        ranking.offer(checkpoint)
+    best, seen = ranking.best, ranking.seen
     if best is None:
         print(f"fine-tune-ckpt: none of {seen} checkpoints reports {metric}", file=err)
         return EXIT_API_ERROR

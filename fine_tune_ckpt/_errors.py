@@ -24,10 +24,10 @@ listing to continue with no gap and no duplicate.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
 
 __all__ = [
@@ -222,11 +222,10 @@ def _decode_error_body(body: bytes) -> object | None:
     """Decode an error body as JSON, else as text; an HTML error page stays readable."""
     if not body:
         return None
-    text = body.decode("utf-8", errors="replace")
     try:
-        decoded: object = json.loads(text)
-    except ValueError:
-        return text
+        decoded: object = orjson.loads(body)
+    except orjson.JSONDecodeError:  # also raised for invalid UTF-8
+        return body.decode("utf-8", errors="replace")
     return decoded
 
 

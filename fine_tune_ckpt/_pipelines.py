@@ -24,7 +24,7 @@ from ._errors import FineTuneCkptError
 from ._models import Checkpoint
 from ._paging import AsyncCheckpointPager
 from ._resource import AsyncCheckpointsResource
-from ._selection import Metric, better_is, pick_best
+from ._selection import BestSoFar, Metric
 
 __all__ = [
     "JobCheckpoint",
@@ -165,11 +165,10 @@ async def best_checkpoint(
     ``await best_checkpoint(client.checkpoints.list(job_id), "full_valid_loss")``. Only
     the best so far is kept, so any number of checkpoints fits in memory.
     """
-    better_is(metric)  # refuses an unknown metric before anything is fetched
-    best: Checkpoint | None = None
+    ranking = BestSoFar(metric)  # refuses an unknown metric before anything is fetched
     async for checkpoint in checkpoints:
-        best = pick_best([best, checkpoint] if best is not None else [checkpoint], metric)
-    return best
+        ranking.offer(checkpoint)
+    return ranking.best
 
 
 def resume_walk(

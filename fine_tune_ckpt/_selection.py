@@ -7,7 +7,7 @@ from typing import Literal, get_args
 
 from ._models import Checkpoint
 
-__all__ = ["METRICS", "Metric", "better_is", "pick_best"]
+__all__ = ["METRICS", "BestSoFar", "Metric", "better_is", "pick_best"]
 
 #: A metric a checkpoint can be ranked by (``step`` is a position, not a quality). Use it
 #: to type your own parameters, e.g. a FastAPI query parameter validated for you.
@@ -29,23 +29,40 @@ def better_is(metric: Metric | str) -> Literal["lowest", "highest"]:
     return "lowest" if metric.endswith("loss") else "highest"
 
 
-def pick_best(checkpoints: Iterable[Checkpoint], metric: Metric | str) -> Checkpoint | None:
-    """Return the checkpoint with the best ``metric``, or ``None`` if none reports it.
+class BestSoFar:
+    """The best checkpoint by one metric among those offered so far, keeping nothing else.
 
-    Checkpoints without the metric are skipped. On a tie the first seen wins, which in
+    Checkpoints without the metric are skipped. On a tie the first offered wins, which in
     the API's newest-first order is the latest checkpoint.
     """
-    direction = better_is(metric)
-    best: Checkpoint | None = None
-    best_value = 0.0
-    for checkpoint in checkpoints:
-        value = getattr(checkpoint.metrics, metric)
+
+    def __init__(self, metric: Metric | str) -> None:
+        """Rank by ``metric``; an unknown metric raises ValueError naming the choices."""
+        self.metric = metric
+        self._lowest_wins = better_is(metric) == "lowest"
+        #: The best checkpoint so far, or ``None`` if none reported the metric yet.
+        self.best: Checkpoint | None = None
+        self._best_value = 0.0
+        #: How many checkpoints were offered.
+        self.seen = 0
+
+    def offer(self, checkpoint: Checkpoint) -> None:
+        """Consider one more checkpoint."""
+        self.seen += 1
+        value = getattr(checkpoint.metrics, self.metric)
         if value is None:
-            continue
+            return
         if (
-            best is None
-            or (direction == "lowest" and value < best_value)
-            or (direction == "highest" and value > best_value)
+            self.best is None
+            or (self._lowest_wins and value < self._best_value)
+            or (not self._lowest_wins and value > self._best_value)
         ):
-            best, best_value = checkpoint, value
-    return best
+            self.best, self._best_value = checkpoint, value
+
+
+def pick_best(checkpoints: Iterable[Checkpoint], metric: Metric | str) -> Checkpoint | None:
+    """Return the checkpoint with the best ``metric``, or ``None`` if none reports it."""
+    ranking = BestSoFar(metric)
+    for checkpoint in checkpoints:
+        ranking.offer(checkpoint)
+    return ranking.best
