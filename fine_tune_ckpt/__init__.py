@@ -9,7 +9,13 @@
 ...     return min((loss for loss in losses if loss is not None), default=None)
 """
 
-from ._client import DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, AsyncClient
+from ._client import (
+    DEFAULT_BASE_URL,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    AsyncClient,
+)
 from ._clock import Clock, SystemClock
 from ._errors import (
     APIConnectionError,
@@ -38,6 +44,7 @@ from ._wire import to_wire
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_TIMEOUT",
     "APIConnectionError",

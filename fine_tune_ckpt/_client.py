@@ -5,20 +5,22 @@ from __future__ import annotations
 import os
 import platform
 import ssl
+import unicodedata
 from types import TracebackType
 
 import aiohttp
 from yarl import URL
 
-from ._args import check_non_negative_int, check_optional_seconds
+from ._args import check_non_negative_int, check_optional_seconds, check_positive_int
 from ._clock import Clock, SystemClock
 from ._errors import FineTuneCkptError
 from ._resource import AsyncCheckpointsResource
-from ._transport import Transport
+from ._transport import DEFAULT_MAX_CONNECTIONS, Transport
 from ._version import __version__
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_TIMEOUT",
     "AsyncClient",
@@ -47,13 +49,23 @@ class AsyncClient:
     - ``base_url``: else ``OPENAI_BASE_URL``, else ``https://api.openai.com/v1``.
     - ``organization`` / ``project``: else ``OPENAI_ORG_ID`` / ``OPENAI_PROJECT_ID``;
       sent as ``OpenAI-Organization`` / ``OpenAI-Project`` when set.
+
+    The key, organization and project lose surrounding whitespace (a key read from a
+    secret file ends with a line break); one holding a control character inside is a
+    ``ValueError`` naming the setting, never showing its value.
     - ``timeout``: seconds per attempt (``None``: no limit).
     - ``deadline``: seconds for one request including all its retries and waits
       (``None``: only ``timeout`` and ``max_retries`` bound it).
     - ``max_retries``: retries after the first attempt (``0`` turns retries off).
+    - ``max_connections``: the most connections the client's own session opens at once
+      (default 1,000, as the official SDK). Requests past it wait for a free connection;
+      that wait counts toward ``deadline``, never toward ``timeout``.
     - ``session``: an ``aiohttp.ClientSession`` to borrow (e.g. one shared by a web app);
-      it is used and never closed. Without one the client makes its own on first use and
-      closes it in :meth:`aclose`.
+      it is used and never closed, and must belong to the event loop that uses the
+      client, be open, have no ``auth=`` (the client sends its own ``Authorization``) and
+      decompress answers (aiohttp's default). Without one the client makes its own in the
+      running event loop on first use, and a new one in each later loop (each
+      ``asyncio.run()``); :meth:`aclose` closes it, and so does the end of its loop.
     - ``ssl_context``: TLS settings, e.g. a context trusting a corporate CA. Certificates
       are always verified; there is no switch to turn that off.
     - ``clock``: what retries use to wait and to measure the deadline; tests pass a fake
@@ -72,12 +84,13 @@ class AsyncClient:
         timeout: float | None = DEFAULT_TIMEOUT,
         deadline: float | None = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
         session: aiohttp.ClientSession | None = None,
         ssl_context: ssl.SSLContext | None = None,
         clock: Clock | None = None,
     ) -> None:
         """Configure the client; no connection is made until the first request."""
-        key = _setting("api_key", api_key, "OPENAI_API_KEY")
+        key = _credential("api_key", api_key, "OPENAI_API_KEY")
         if key is None:
             raise FineTuneCkptError(
                 "No API key: pass api_key=... to AsyncClient or set the OPENAI_API_KEY "
@@ -86,31 +99,28 @@ class AsyncClient:
         self.base_url: URL = _check_base_url(
             _setting("base_url", base_url, "OPENAI_BASE_URL") or DEFAULT_BASE_URL
         )
-        self.organization = _setting("organization", organization, "OPENAI_ORG_ID")
-        self.project = _setting("project", project, "OPENAI_PROJECT_ID")
+        self.organization = _credential("organization", organization, "OPENAI_ORG_ID")
+        self.project = _credential("project", project, "OPENAI_PROJECT_ID")
         self.timeout = check_optional_seconds("timeout", timeout)
         self.deadline = check_optional_seconds("deadline", deadline)
         self.max_retries = check_non_negative_int("max_retries", max_retries)
+        self.max_connections = check_positive_int("max_connections", max_connections)
         if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
             raise TypeError(
                 f"ssl_context must be an ssl.SSLContext or None, not {type(ssl_context).__name__}"
             )
-        if session is not None and not isinstance(session, aiohttp.ClientSession):
-            raise TypeError(
-                f"session must be an aiohttp.ClientSession or None, not {type(session).__name__}"
-            )
+        if session is not None:
+            _check_lent_session(session)
 
-        headers = {
-            "Authorization": f"Bearer {key}",
-            "Accept": "application/json",
-            "User-Agent": _USER_AGENT,
-        }
+        credentials = {"Authorization": f"Bearer {key}"}
         if self.organization:
-            headers["OpenAI-Organization"] = self.organization
+            credentials["OpenAI-Organization"] = self.organization
         if self.project:
-            headers["OpenAI-Project"] = self.project
+            credentials["OpenAI-Project"] = self.project
         self._transport = Transport(
-            headers=headers,
+            headers={"Accept": "application/json", "User-Agent": _USER_AGENT},
+            credentials=credentials,
+            max_connections=self.max_connections,
             timeout=self.timeout,
             deadline=self.deadline,
             max_retries=self.max_retries,
@@ -152,20 +162,67 @@ class AsyncClient:
 
 
 def _setting(name: str, value: object, env_var: str) -> str | None:
-    """The argument if given, else the environment variable; empty counts as unset."""
+    """The argument if given, else the environment variable, without surrounding whitespace.
+
+    An empty or blank environment variable counts as unset; an empty or blank argument is
+    a ``ValueError``.
+    """
     if value is None:
-        return os.environ.get(env_var) or None
+        return os.environ.get(env_var, "").strip() or None
     if isinstance(value, URL):
         return str(value)
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str or None, not {type(value).__name__}")
     if not value.strip():
         raise ValueError(f"{name} must not be empty or blank")
-    return value
+    return value.strip()
+
+
+def _credential(name: str, value: object, env_var: str) -> str | None:
+    """A setting sent in a header: refused, without showing it, if it holds a control character.
+
+    aiohttp would refuse it only at request time, with a message that names no setting.
+    """
+    setting = _setting(name, value, env_var)
+    if setting is None:
+        return None
+    for position, character in enumerate(setting):
+        # Cc: C0 and C1 controls (line breaks, tabs, NUL, DEL); Zl/Zp: Unicode line and
+        # paragraph separators. None belongs in a header value, and none is in a real key.
+        if unicodedata.category(character) in {"Cc", "Zl", "Zp"}:
+            source = name if value is not None else f"{name} (from {env_var})"
+            raise ValueError(
+                f"{source} holds a control character (U+{ord(character):04X}) at position "
+                f"{position}; check where it was read from"
+            )
+    return setting
+
+
+def _check_lent_session(session: object) -> None:
+    """Refuse, at construction, a lent session that could never carry our requests."""
+    if not isinstance(session, aiohttp.ClientSession):
+        raise TypeError(
+            f"session must be an aiohttp.ClientSession or None, not {type(session).__name__}"
+        )
+    if session.closed:
+        raise ValueError("session is closed; lend an open aiohttp.ClientSession")
+    if session.auth is not None:
+        raise ValueError(
+            "session has auth= set, which fights the client's own Authorization header; "
+            "lend a session without auth"
+        )
+    if not session.auto_decompress:
+        raise ValueError(
+            "session has auto_decompress=False, so compressed answers could not be read; "
+            "lend a session that decompresses (aiohttp's default)"
+        )
 
 
 def _check_base_url(value: str) -> URL:
     url = URL(value)
+    if url.user is not None or url.password is not None:
+        # aiohttp would turn them into a second Authorization header and refuse to send.
+        raise ValueError("base_url must not hold a user name or password")
     if url.scheme not in {"http", "https"} or not url.host:
         raise ValueError(f"base_url must be an http:// or https:// URL with a host, got {value!r}")
     if url.query_string or url.fragment:

@@ -8,10 +8,11 @@ library's exceptions here, so callers never see aiohttp's or tenacity's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -25,20 +26,27 @@ from ._errors import (
     APIResponseValidationError,
     APIStatusError,
     APITimeoutError,
+    FineTuneCkptError,
     error_for_status,
 )
+from ._redact import redacted_text, scrub_chain, secrets_of
+from ._redirects import redirect_target, same_origin
 from ._retry import retry_wait, should_retry
 
 if TYPE_CHECKING:
     from tenacity import RetryCallState
 
-__all__ = ["Response", "Transport"]
+__all__ = ["DEFAULT_MAX_CONNECTIONS", "MAX_BODY_BYTES", "Response", "Transport"]
 
 logger = logging.getLogger("fine_tune_ckpt")
 
 #: The largest body read from one answer. A page of 100 checkpoints is about 40 KiB; a
 #: body past this is a broken or hostile server, and is refused instead of filling memory.
 MAX_BODY_BYTES = 32 * 1024 * 1024
+#: Connections the client's own session keeps open at most, as the official SDK's pool.
+DEFAULT_MAX_CONNECTIONS = 1000
+#: How much of a body is read at a time when it has to be counted as it is decoded.
+_READ_CHUNK = 256 * 1024
 
 
 @attrs.frozen
@@ -58,30 +66,42 @@ class Response:
 class Transport:
     """Sends GET requests through one reused ``aiohttp.ClientSession``, with retries.
 
-    The session is the caller's when lent (used, never closed) or else created lazily
-    inside the running event loop on the first request and closed by :meth:`aclose`.
+    The session is the caller's when lent (used, never closed) or else the transport's
+    own: created inside the running event loop on first use, replaced by a new one when a
+    later request runs in another loop (each ``asyncio.run()``, each test's loop), closed
+    by :meth:`aclose` or, if nobody calls it, when its loop shuts down.
+
+    ``headers`` go with every request; ``credentials`` (the key, organization and project
+    headers) only to the origin of the URL asked for, never across a redirect elsewhere.
     """
 
     def __init__(
         self,
         *,
         headers: Mapping[str, str],
+        credentials: Mapping[str, str],
         timeout: float | None,
         deadline: float | None,
         max_retries: int,
         session: aiohttp.ClientSession | None,
         clock: Clock,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
         ssl_context: ssl.SSLContext | None = None,
         max_body_bytes: int = MAX_BODY_BYTES,
         random_source: Callable[[], float] = random.random,
     ) -> None:
         """Set up the transport; nothing is connected until the first request."""
-        self._headers = dict(headers)
+        self._public_headers = dict(headers)
+        self._headers = {**headers, **credentials}
+        self._secrets = secrets_of(credentials.values())
         self._timeout = timeout
         self._deadline = deadline
         self.max_retries = max_retries
-        self._session = session
-        self._owns_session = session is None
+        self._lent = session
+        self._max_connections = max_connections
+        self._own: _OwnSession | None = None
+        self._lent_loop: asyncio.AbstractEventLoop | None = None
+        self._lent_semaphore: asyncio.Semaphore | None = None
         self._closed = False
         self._clock = clock
         # True: aiohttp's default, verified TLS; a context replaces it, never disables it.
@@ -94,12 +114,19 @@ class Transport:
         """Whether :meth:`aclose` was called."""
         return self._closed
 
+    @property
+    def _session(self) -> aiohttp.ClientSession | None:
+        """The session in use now, if any (for tests and diagnostics)."""
+        if self._lent is not None:
+            return self._lent
+        return None if self._own is None else self._own.session
+
     async def aclose(self) -> None:
         """Close the session if this transport created it; a lent one stays open."""
         self._closed = True
-        session, self._session = self._session, None
-        if session is not None and self._owns_session:
-            await session.close()
+        own, self._own = self._own, None
+        if own is not None:
+            await own.close()
 
     async def get(self, url: URL) -> Response:
         """GET ``url`` and return its 2xx answer, retrying what the retry rules allow.
@@ -141,39 +168,82 @@ class Transport:
         return response
 
     async def _attempt(self, url: URL, started: float) -> Response:
-        """Make one HTTP exchange within the time left; no retries here."""
-        budget = self._attempt_budget(started)
-        session = self._get_session()
+        """Make one HTTP exchange (redirects included) within the time left; no retries.
+
+        aiohttp's exceptions never leave: each becomes one of ours, raised outside the
+        ``except`` clause and with a scrubbed cause, so no link of its chain holds a secret.
+        """
+        session, slots = await self._session_for_this_loop()
+        failure: FineTuneCkptError
+        cause: BaseException
         try:
-            async with (
-                asyncio.timeout(budget),
-                session.get(
-                    url, headers=self._headers, raise_for_status=False, ssl=self._ssl
-                ) as answer,
-            ):
-                status, headers = answer.status, answer.headers
-                body = await self._read_body(answer)
+            # Waiting for a free connection counts toward the deadline, never toward the
+            # attempt's own timeout: 300 calls sharing 100 connections must not time out
+            # for having queued behind each other.
+            async with asyncio.timeout(self._deadline_left(started)), _holding(slots):
+                async with asyncio.timeout(self._attempt_budget(started)):
+                    return await self._exchange(session, url)
         except TimeoutError as exc:  # before ClientError: aiohttp's timeouts are both
-            raise APITimeoutError(f"Request timed out: GET {_safe(url)}") from exc
+            failure, cause = APITimeoutError(f"Request timed out: GET {_safe(url)}"), exc
         except aiohttp.ClientError as exc:
-            raise APIConnectionError(
-                f"Connection error: GET {_safe(url)}: {type(exc).__name__}: {exc}"
-            ) from exc
+            reason = redacted_text(f"{type(exc).__name__}: {exc}", self._secrets)
+            failure = APIConnectionError(f"Connection error: GET {_safe(url)}: {reason}")
+            cause = exc
+        except RuntimeError as exc:
+            # aiohttp's answer to a session used outside its loop, or closed under us: not
+            # transient, so not an APIConnectionError that would be retried.
+            reason = redacted_text(f"{type(exc).__name__}: {exc}", self._secrets)
+            failure = FineTuneCkptError(f"The aiohttp session cannot send requests: {reason}")
+            cause = exc
+        raise failure from scrub_chain(cause, self._secrets)
+
+    async def _exchange(self, session: aiohttp.ClientSession, url: URL) -> Response:
+        """GET ``url``, following redirects by the rules of ``_redirects``."""
+        origin = url.origin()
+        visited = {url}
+        while True:
+            headers = self._headers if same_origin(url, origin) else self._public_headers
+            async with session.get(
+                url,
+                headers=headers,
+                raise_for_status=False,
+                allow_redirects=False,
+                ssl=self._ssl,
+            ) as answer:
+                status, answer_headers = answer.status, answer.headers
+                target = redirect_target(
+                    url,
+                    status,
+                    answer_headers,
+                    visited=visited,
+                    request_id=answer_headers.get("x-request-id"),
+                )
+                if target is None:
+                    body = await self._read_body(answer)
+            if target is None:
+                break
+            visited.add(target)
+            url = target
         if not 200 <= status < 300:
-            raise error_for_status(status, body, headers)
-        return Response(status, headers, body)
+            raise error_for_status(status, body, answer_headers)
+        return Response(status, answer_headers, body)
 
     async def _read_body(self, answer: aiohttp.ClientResponse) -> bytes:
-        """Read the whole body, refusing one larger than ``max_body_bytes``."""
+        """Read the whole body, refusing one larger than ``max_body_bytes`` once decoded.
+
+        ``Content-Length`` counts the bytes on the wire; with a ``Content-Encoding`` that
+        aiohttp undoes (gzip, deflate, br, zstd), the body can be a thousand times larger.
+        So an encoded body, or one of unknown length, is counted as it is decoded, chunk by
+        chunk, and refused the moment it passes the cap: memory stays near the cap.
+        """
         announced = answer.content_length
-        if announced is not None:
-            if announced > self._max_body_bytes:
-                raise self._too_large(answer)
+        if announced is not None and announced > self._max_body_bytes:
+            raise self._too_large(answer)
+        if announced is not None and "Content-Encoding" not in answer.headers:
             return await answer.read()
-        # No length announced (chunked): count while reading.
         chunks = []
         size = 0
-        async for chunk in answer.content.iter_chunked(256 * 1024):
+        async for chunk in answer.content.iter_chunked(_READ_CHUNK):
             size += len(chunk)
             if size > self._max_body_bytes:
                 raise self._too_large(answer)
@@ -189,21 +259,55 @@ class Transport:
 
     def _attempt_budget(self, started: float) -> float | None:
         """Seconds this attempt may take: the per-attempt timeout, cut to the deadline."""
-        if self._deadline is None:
+        remaining = self._deadline_left(started)
+        if remaining is None:
             return self._timeout
+        return remaining if self._timeout is None else min(self._timeout, remaining)
+
+    def _deadline_left(self, started: float) -> float | None:
+        """Seconds left before the deadline (``None``: no deadline); raise if none are."""
+        if self._deadline is None:
+            return None
         remaining = self._deadline - (self._clock.monotonic() - started)
         if remaining <= 0:
             raise APITimeoutError(f"Deadline of {self._deadline} s reached before the request")
-        return remaining if self._timeout is None else min(self._timeout, remaining)
+        return remaining
 
-    def _get_session(self) -> aiohttp.ClientSession:
+    async def _session_for_this_loop(
+        self,
+    ) -> tuple[aiohttp.ClientSession, asyncio.Semaphore | None]:
+        """The session to use in the running loop, and the slots that bound its pool."""
         if self._closed:
             raise RuntimeError("This AsyncClient is closed; create a new one to send requests")
-        if self._session is None:
-            # Our own asyncio.timeout bounds each attempt; aiohttp's 5-minute default would
-            # only fire first and be mistaken for ours.
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
-        return self._session
+        loop = asyncio.get_running_loop()
+        if self._lent is not None:
+            return self._lent, self._lent_slots(self._lent, loop)
+        own = self._own
+        if own is None or own.loop is not loop:
+            if own is not None:
+                await own.retire()
+            own = self._own = await _OwnSession.open(loop, self._max_connections)
+        return own.session, own.slots
+
+    def _lent_slots(
+        self, session: aiohttp.ClientSession, loop: asyncio.AbstractEventLoop
+    ) -> asyncio.Semaphore | None:
+        if session.closed:
+            raise FineTuneCkptError(
+                "The aiohttp.ClientSession lent to AsyncClient(session=...) is closed; "
+                "lend an open session, or let the client create its own"
+            )
+        session_loop = _loop_of(session)
+        if session_loop is not None and session_loop is not loop:
+            raise FineTuneCkptError(
+                "The aiohttp.ClientSession lent to AsyncClient(session=...) belongs to another "
+                "event loop; create the session inside the loop that uses the client"
+            )
+        if self._lent_loop is not loop:
+            self._lent_loop = loop
+            limit = session.connector.limit if session.connector is not None else 0
+            self._lent_semaphore = asyncio.Semaphore(limit) if limit else None
+        return self._lent_semaphore
 
     def _should_stop(self, state: RetryCallState, started: float) -> bool:
         if state.attempt_number > self.max_retries:
@@ -241,6 +345,94 @@ class Transport:
                 "request_id": request_id,
             },
         )
+
+
+class _OwnSession:
+    """The transport's own session in one event loop.
+
+    With it: the slots that bound its pool, and the guard that closes it when that loop
+    shuts down.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        session: aiohttp.ClientSession,
+        slots: asyncio.Semaphore,
+        guard: AsyncGenerator[None, None],
+    ) -> None:
+        self.loop = loop
+        self.session = session
+        self.slots = slots
+        self._guard = guard
+
+    @classmethod
+    async def open(cls, loop: asyncio.AbstractEventLoop, max_connections: int) -> _OwnSession:
+        """Create a session in ``loop`` with a pool of ``max_connections``."""
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=max_connections),
+            # Our own asyncio.timeout bounds each attempt; aiohttp's 5-minute default
+            # would only fire first and be mistaken for ours.
+            timeout=aiohttp.ClientTimeout(total=None),
+        )
+        guard = _close_at_loop_shutdown(session)
+        await anext(guard)  # parks it at its yield: the loop now tracks it
+        return cls(loop, session, asyncio.Semaphore(max_connections), guard)
+
+    async def close(self) -> None:
+        """Close the session now, if it is in the running loop; else retire it."""
+        if self.loop is asyncio.get_running_loop():
+            await self._guard.aclose()
+        else:
+            await self.retire()
+
+    async def retire(self) -> None:
+        """Let go of a session made in another loop than the running one.
+
+        Its loop normally closed it already, at shutdown. A loop closed without that step
+        (``loop.close()`` straight after ``run_until_complete``) leaves its sockets to the
+        garbage collector, which nothing can avoid; marking the session closed at least
+        spares the "Unclosed client session" warning. A loop still alive (another
+        thread's) keeps its session until its guard closes it there.
+        """
+        if self.loop.is_closed() and not self.session.closed:
+            await self.session.close()
+
+
+async def _close_at_loop_shutdown(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
+    """Close ``session`` when this generator is closed.
+
+    Parked at its ``yield``, it is one of its loop's open async generators, which
+    ``asyncio.run()``, ``asyncio.Runner`` and pytest-asyncio close
+    (``loop.shutdown_asyncgens()``) before they close the loop. So a client that nobody
+    closed, such as one created at module level, still lets go of its connections before
+    its loop ends, with no "Unclosed client session" warning, and the next loop gets a
+    session of its own.
+    """
+    try:
+        yield
+    finally:
+        await session.close()
+
+
+@contextlib.asynccontextmanager
+async def _holding(slots: asyncio.Semaphore | None) -> AsyncIterator[None]:
+    """Hold one of the pool's connections for the attempt; nothing to hold without a limit."""
+    if slots is None:
+        yield
+        return
+    async with slots:
+        yield
+
+
+def _loop_of(session: aiohttp.ClientSession) -> asyncio.AbstractEventLoop | None:
+    """The loop a lent session was created in, or ``None`` if aiohttp no longer says.
+
+    aiohttp keeps it in a private attribute (its public ``loop`` property warns that it
+    is deprecated); when it is gone, aiohttp's own RuntimeError is turned into ours.
+    """
+    loop = getattr(session, "_loop", None)
+    return loop if isinstance(loop, asyncio.AbstractEventLoop) else None
 
 
 def _safe(url: URL) -> str:

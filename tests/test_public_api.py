@@ -9,6 +9,7 @@ import fine_tune_ckpt.testing
 
 EXPECTED = {
     "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_TIMEOUT",
     "APIConnectionError",
