@@ -28,6 +28,7 @@ from typing import Any
 
 from ._errors import FineTuneCkptError, PaginationError
 from ._models import Checkpoint, CheckpointPage
+from ._redact import scrub_error
 from ._wire import RawPage, structure_page
 
 __all__ = ["AsyncCheckpointPager", "next_cursor"]
@@ -178,6 +179,7 @@ class AsyncCheckpointPager:
             return structure_page(raw)
         except FineTuneCkptError as exc:
             exc.resume_after = after
+            scrub_error(exc, raw.secrets)  # a hostile page may echo the key back
             raise
 
 

@@ -23,7 +23,9 @@ __all__ = [
     "RedactedError",
     "mentions_secret",
     "redacted_text",
+    "redacted_value",
     "scrub_chain",
+    "scrub_error",
     "secrets_of",
 ]
 
@@ -91,6 +93,49 @@ def _scrub(
     clean.__context__ = None if context is None else _scrub(context, secrets, done)
     clean.__suppress_context__ = exc.__suppress_context__
     return clean
+
+
+def scrub_error(exc: BaseException, secrets: tuple[str, ...]) -> None:
+    """Replace, in place, every secret in ``exc``'s arguments and attributes.
+
+    For our own errors built from what a server sent: a server may echo the request's
+    ``Authorization`` in an error body, a header or a page it sends back. The exceptions
+    ``exc`` was raised from are scrubbed as by :func:`scrub_chain`.
+    """
+    if not secrets:
+        return
+    if mentions_secret(exc, secrets):
+        exc.args = tuple(redacted_value(argument, secrets) for argument in exc.args)
+        for name, value in list(vars(exc).items()):
+            setattr(exc, name, redacted_value(value, secrets))
+    # What it was raised from (a cattrs report quoting the bad values, say) too.
+    if exc.__cause__ is not None:
+        exc.__cause__ = scrub_chain(exc.__cause__, secrets)
+    if exc.__context__ is not None:
+        exc.__context__ = scrub_chain(exc.__context__, secrets)
+
+
+def redacted_value(value: Any, secrets: tuple[str, ...]) -> Any:
+    """``value`` (a string, JSON-like data or headers) with every secret replaced."""
+    if isinstance(value, str):
+        return redacted_text(value, secrets)
+    if isinstance(value, bytes):
+        for secret in sorted(secrets, key=len, reverse=True):
+            value = value.replace(secret.encode(), REDACTED.encode())
+        return value
+    if isinstance(value, CIMultiDictProxy | CIMultiDict):
+        headers = CIMultiDict((name, redacted_text(item, secrets)) for name, item in value.items())
+        return CIMultiDictProxy(headers)
+    if isinstance(value, dict):
+        return {
+            redacted_text(key, secrets) if isinstance(key, str) else key: redacted_value(
+                item, secrets
+            )
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return type(value)(redacted_value(item, secrets) for item in value)
+    return value
 
 
 def _rebuilt(exc: BaseException, secrets: tuple[str, ...]) -> BaseException:

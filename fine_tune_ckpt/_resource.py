@@ -62,7 +62,7 @@ class AsyncCheckpointsResource:
             if page_size is not None:
                 query["limit"] = page_size
             response = await transport.get(url.with_query(query) if query else url)
-            return RawPage(response.body, response.status, response.request_id)
+            return RawPage(response.body, response.status, response.request_id, response.secrets)
 
         return AsyncCheckpointPager(
             fetch_page, fine_tuning_job_id=job_id, after=start, limit=page_size, max_items=cap

@@ -29,7 +29,7 @@ from ._errors import (
     FineTuneCkptError,
     error_for_status,
 )
-from ._redact import redacted_text, scrub_chain, secrets_of
+from ._redact import redacted_text, scrub_chain, scrub_error, secrets_of
 from ._redirects import redirect_target, same_origin
 from ._retry import retry_wait, should_retry
 
@@ -56,6 +56,8 @@ class Response:
     status: int
     headers: CIMultiDictProxy[str]
     body: bytes
+    #: What must never appear in an error built from this answer (the credentials sent).
+    secrets: tuple[str, ...] = ()
 
     @property
     def request_id(self) -> str | None:
@@ -225,8 +227,10 @@ class Transport:
             visited.add(target)
             url = target
         if not 200 <= status < 300:
-            raise error_for_status(status, body, answer_headers)
-        return Response(status, answer_headers, body)
+            error = error_for_status(status, body, answer_headers)
+            scrub_error(error, self._secrets)  # an answer may echo what it was sent
+            raise error
+        return Response(status, answer_headers, body, self._secrets)
 
     async def _read_body(self, answer: aiohttp.ClientResponse) -> bytes:
         """Read the whole body, refusing one larger than ``max_body_bytes`` once decoded.

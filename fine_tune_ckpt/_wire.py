@@ -236,6 +236,8 @@ class RawPage:
     body: bytes
     status_code: int = 200
     request_id: str | None = None
+    #: What an error about this page must never show (the credentials that fetched it).
+    secrets: tuple[str, ...] = attrs.field(default=(), repr=False)
 
     def peek_cursor(self) -> str | None:
         """Guess the next page's cursor from the raw bytes, or ``None``.
