@@ -68,6 +68,7 @@ class RawServer:
         return f"http://127.0.0.1:{self.port}{path}"
 
     async def __aenter__(self) -> RawServer:
+        """Start listening on a free loopback port."""
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
@@ -78,6 +79,7 @@ class RawServer:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        """Stop listening and end every open connection."""
         assert self._server is not None
         self._server.close()
         for task in list(self._handlers):

@@ -8,11 +8,12 @@ the error is walked whole: ``__cause__`` and ``__context__`` links, arguments, a
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import types
 import gzip
 import json
 import traceback
 from collections.abc import Callable, Mapping
-from typing import Any
 
 import aiohttp
 import pytest
@@ -39,7 +40,14 @@ SECRETS = (KEY, ORG, PROJECT)
 PAGE = json.dumps(load_fixture("page_spec_example.json")).encode()
 
 # Types whose insides are not the error's to carry: walking them only costs time.
-_OPAQUE = (asyncio.AbstractEventLoop, aiohttp.ClientSession, type, Callable)
+_OPAQUE = (
+    asyncio.AbstractEventLoop,
+    aiohttp.ClientSession,
+    type,
+    types.FunctionType,
+    types.MethodType,
+    types.ModuleType,
+)
 
 
 def leaks(error: BaseException) -> list[str]:
@@ -63,10 +71,8 @@ def leaks(error: BaseException) -> list[str]:
             return
         if value is None or isinstance(value, int | float):
             return
-        try:
+        with contextlib.suppress(Exception):  # a broken repr shows nothing
             check(repr(value), f"repr({path})")
-        except Exception:  # noqa: S110 - a broken repr shows nothing
-            pass
         if isinstance(value, Mapping):
             for key, item in list(value.items()):
                 walk(key, f"{path}.keys()", depth + 1)
