@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import types
 import gzip
 import json
 import traceback
+import types
 from collections.abc import Callable, Mapping
 
 import aiohttp
