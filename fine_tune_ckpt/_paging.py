@@ -7,9 +7,16 @@ Rules:
 
 - The next page's ``after`` is the id of the current page's last item.
 - The walk ends when ``has_more`` is false, or once ``max_items`` items are out.
-- A page with ``has_more`` but no items, or whose last id is the cursor that asked for it,
-  cannot be followed: :class:`PaginationError` instead of an endless loop.
-- Every library error raised during a walk carries ``resume_after``.
+- A page with ``has_more`` but no items cannot be followed: there is no cursor.
+- A cursor is used at most once per walk. A page whose last id is a cursor this walk has
+  already asked with (the walk's starting ``after`` included) would lead back to pages
+  already yielded, A -> B -> A -> B ... forever, however long the cycle: it raises
+  :class:`PaginationError` instead, before any of its items is yielded and before any
+  request is sent with that cursor. The walk remembers one cursor per page for this.
+- Every library error raised during a walk carries ``resume_after``. For a
+  :class:`PaginationError` that is the cursor the unfollowable page was asked for with:
+  the last item yielded (or the starting ``after``), so resuming there skips nothing and
+  repeats nothing the walk yielded; a server still cycling is caught again.
 - Retries happen below, one request at a time: a retried page never replays items.
 - Read-ahead: the next page's request starts as soon as its cursor can be read from the
   tail of the raw body, before this page is decoded, checked and turned into records, so
@@ -22,7 +29,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Generator
 from contextlib import aclosing
 from typing import Any
 
@@ -37,11 +44,15 @@ __all__ = ["AsyncCheckpointPager", "next_cursor"]
 FetchPage = Callable[[str | None], Awaitable[RawPage]]
 
 
-def next_cursor(page: CheckpointPage, after: str | None) -> str | None:
+def next_cursor(
+    page: CheckpointPage, after: str | None, *, seen: Collection[str] = ()
+) -> str | None:
     """Return the ``after`` of the page following ``page`` (fetched with ``after``).
 
-    ``None`` means ``page`` is the last one. Raises :class:`PaginationError` when the
-    server's answer cannot be followed without looping forever.
+    ``None`` means ``page`` is the last one. ``seen`` holds the cursors this walk has
+    already asked with (``after`` counts whether or not it is among them). Raises
+    :class:`PaginationError` when the server's answer cannot be followed without looping
+    forever: ``has_more`` with no items, or a cursor already used in this walk.
     """
     if not page.has_more:
         return None
@@ -54,6 +65,13 @@ def next_cursor(page: CheckpointPage, after: str | None) -> str | None:
     if cursor == after:
         raise PaginationError(
             f"The API repeated the cursor {cursor!r}: following it would loop forever"
+        )
+    if cursor in seen:
+        # Its page was already fetched in this walk, so every page after it would come
+        # again too: a cycle of two or more pages, as endless as the one-page one above.
+        raise PaginationError(
+            f"The API repeated the cursor {cursor!r}, already used earlier in this walk: "
+            "following it would go round the same pages forever"
         )
     return cursor
 
@@ -129,25 +147,34 @@ class AsyncCheckpointPager:
 
     async def _pages(self) -> AsyncGenerator[CheckpointPage, None]:
         after = self.after
-        seen = 0
+        # Every cursor this walk has asked with, one short string per page: any of them
+        # coming back is a cycle, whatever its length (see next_cursor).
+        used: set[str] = set() if after is None else {after}
+        count = 0
         ahead: asyncio.Task[RawPage] | None = None
         try:
             raw = await self._fetch(after)
             while True:
                 # Without a cap, guess the cursor from the raw bytes and start at once;
-                # with one, only the counted page can tell whether another is needed.
+                # with one, only the counted page can tell whether another is needed. A
+                # guess already used is never sent: if right, next_cursor refuses it; if
+                # wrong, the real cursor is requested below once the page is checked.
                 guess = raw.peek_cursor() if self.max_items is None else None
-                if guess is not None and guess != after:
+                if guess is not None and guess not in used:
                     ahead = asyncio.create_task(self._fetch(guess))
                     await _let_it_start()
                 page = self._structure(raw, after)
                 try:
-                    cursor = next_cursor(page, after)
+                    cursor = next_cursor(page, after, seen=used)
                 except PaginationError as exc:
+                    # None of this page was yielded: resuming at its own cursor loses
+                    # nothing and repeats nothing. A read-ahead is discarded below.
                     exc.resume_after = after
                     raise
-                seen += len(page.data)
-                done = cursor is None or (self.max_items is not None and seen >= self.max_items)
+                if cursor is not None:
+                    used.add(cursor)
+                count += len(page.data)
+                done = cursor is None or (self.max_items is not None and count >= self.max_items)
                 if ahead is not None and (done or cursor != guess):
                     await _discard(ahead)
                     ahead = None

@@ -15,7 +15,7 @@ from collections.abc import (
     Iterable,
 )
 from contextlib import aclosing
-from typing import Literal
+from typing import Literal, overload
 
 import attrs
 
@@ -65,6 +65,48 @@ class _WorkerDone:
     crash: Exception | None
 
 
+# The item type depends on on_error: "raise" never yields a JobFailure (it raises the
+# error instead), so callers may use item.checkpoint without narrowing; "report" does.
+@overload
+def walk_jobs(
+    checkpoints: AsyncCheckpointsResource,
+    fine_tuning_job_ids: Iterable[str],
+    *,
+    concurrency: int = 8,
+    buffer: int = 256,
+    on_error: Literal["raise"] = "raise",
+    limit: int | None = None,
+    max_items: int | None = None,
+) -> AsyncGenerator[JobCheckpoint, None]: ...
+
+
+@overload
+def walk_jobs(
+    checkpoints: AsyncCheckpointsResource,
+    fine_tuning_job_ids: Iterable[str],
+    *,
+    concurrency: int = 8,
+    buffer: int = 256,
+    on_error: Literal["report"],
+    limit: int | None = None,
+    max_items: int | None = None,
+) -> AsyncGenerator[JobCheckpoint | JobFailure, None]: ...
+
+
+# A mode only known at run time (a variable or a setting) still type-checks.
+@overload
+def walk_jobs(
+    checkpoints: AsyncCheckpointsResource,
+    fine_tuning_job_ids: Iterable[str],
+    *,
+    concurrency: int = 8,
+    buffer: int = 256,
+    on_error: Literal["raise", "report"],
+    limit: int | None = None,
+    max_items: int | None = None,
+) -> AsyncGenerator[JobCheckpoint | JobFailure, None]: ...
+
+
 def walk_jobs(
     checkpoints: AsyncCheckpointsResource,
     fine_tuning_job_ids: Iterable[str],
@@ -84,10 +126,12 @@ def walk_jobs(
     job's checkpoints keep their order; jobs interleave.
 
     ``on_error="raise"``: the first failure stops every walk and is raised (a note names
-    the job; its ``resume_after`` tells where that job stopped).
+    the job; its ``resume_after`` tells where that job stopped); the items are typed
+    :class:`JobCheckpoint`.
     ``on_error="report"``: a failed job yields one :class:`JobFailure` and the others go
-    on. Leaving the loop early, or cancelling the consumer, cancels every walk.
-    Arguments are checked here, before anything is sent.
+    on; the items are typed ``JobCheckpoint | JobFailure``.
+    Leaving the loop early, or cancelling the consumer, cancels every walk. Arguments are
+    checked here, before anything is sent.
     """
     job_ids = [check_job_id(job_id) for job_id in fine_tuning_job_ids]
     if on_error not in ("raise", "report"):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
+import typing
 from datetime import UTC, datetime
 
 import pytest
@@ -160,8 +162,22 @@ async def test_walk_jobs_checks_arguments_at_the_call(
     """Bad arguments raise when walk_jobs is called, before anything is sent."""
     options.setdefault("fine_tuning_job_ids", ["ftjob-abc123"])
     with pytest.raises(error, match=names):
-        walk_jobs(client.checkpoints, **options)  # type: ignore[arg-type]
+        walk_jobs(client.checkpoints, **options)  # type: ignore[call-overload]
     assert fake_api.requests == []
+
+
+def test_walk_jobs_overloads_match_the_implementation() -> None:
+    """Each typed overload of walk_jobs has the implementation's parameters and defaults."""
+    implementation = inspect.signature(walk_jobs).parameters
+    overloads = typing.get_overloads(walk_jobs)
+    assert len(overloads) == 3
+    for overload in overloads:
+        parameters = inspect.signature(overload).parameters
+        assert list(parameters) == list(implementation)
+        for name, parameter in parameters.items():
+            assert parameter.kind == implementation[name].kind
+            if parameter.default is not inspect.Parameter.empty:
+                assert parameter.default == implementation[name].default, name
 
 
 def _checkpoint(n: int, **metrics: float) -> Checkpoint:
