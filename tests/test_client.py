@@ -86,6 +86,11 @@ def test_repr_never_shows_the_key() -> None:
         ({"max_retries": True}, TypeError, "max_retries"),
         ({"session": object()}, TypeError, "session"),
         ({"organization": 3}, TypeError, "organization"),
+        ({"max_connections": 0}, ValueError, "max_connections"),
+        ({"max_connections": -3}, ValueError, "max_connections"),
+        ({"max_connections": 2.5}, TypeError, "max_connections"),
+        ({"max_connections": True}, TypeError, "max_connections"),
+        ({"base_url": "https://user:pw@h/v1"}, ValueError, "user name or password"),
     ],
 )
 def test_bad_options_raise_naming_the_option(
@@ -143,3 +148,78 @@ async def test_lent_session_with_raise_for_status_still_maps_errors(
     ):
         with pytest.raises(NotFoundError):
             await c.checkpoints.list("ftjob-unknown")
+
+
+SECRET = "sk-line-break-secret"  # noqa: S105 - a made-up key
+CONTROL_CHARACTERS = ["\n", "\r", "\r\n", "\x00", "\t", "\x7f", "\x85", "\u2028", "\x1b"]
+
+
+@pytest.mark.parametrize("name", ["api_key", "organization", "project"])
+@pytest.mark.parametrize("padding", [" ", "\n", "\r\n", "\t", " \n\n", "\u2028"])
+def test_settings_lose_surrounding_whitespace(name: str, padding: str) -> None:
+    """A key, organization or project read with a line break around it is trimmed."""
+    options = {"api_key": "sk-x", name: f"{padding}{SECRET}{padding}"}
+    client = AsyncClient(**options)  # type: ignore[arg-type]
+    assert client._transport._headers[_HEADER_OF[name]].endswith(SECRET)
+
+
+_HEADER_OF = {
+    "api_key": "Authorization",
+    "organization": "OpenAI-Organization",
+    "project": "OpenAI-Project",
+}
+_ENV_OF = {
+    "api_key": "OPENAI_API_KEY",
+    "organization": "OPENAI_ORG_ID",
+    "project": "OPENAI_PROJECT_ID",
+}
+
+
+@pytest.mark.parametrize("name", ["api_key", "organization", "project"])
+def test_environment_settings_lose_surrounding_whitespace(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key with a trailing line break, as read from a secret file, works."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
+    monkeypatch.setenv(_ENV_OF[name], f"{SECRET}\n")
+    client = AsyncClient()
+    assert client._transport._headers[_HEADER_OF[name]].endswith(SECRET)
+
+
+@pytest.mark.parametrize("character", CONTROL_CHARACTERS)
+@pytest.mark.parametrize("name", ["api_key", "organization", "project"])
+def test_an_inner_control_character_is_refused_without_echoing(name: str, character: str) -> None:
+    """A control character inside a credential is a ValueError naming it, never showing it."""
+    options = {"api_key": "sk-x", name: f"{SECRET}{character}more"}
+    with pytest.raises(ValueError, match=name) as caught:
+        AsyncClient(**options)  # type: ignore[arg-type]
+    assert SECRET not in str(caught.value)
+    assert "more" not in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["api_key", "organization", "project"])
+def test_an_inner_control_character_from_the_environment_names_the_variable(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The error for a bad environment value names the variable it came from."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
+    monkeypatch.setenv(_ENV_OF[name], f"{SECRET}\nsecond-line")
+    with pytest.raises(ValueError, match=_ENV_OF[name]) as caught:
+        AsyncClient()
+    assert SECRET not in str(caught.value)
+
+
+async def test_a_trimmed_key_from_the_environment_is_accepted_by_the_api(
+    fake_api: FakeAPIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over loopback, a key with a trailing line break authenticates as the bare key."""
+    monkeypatch.setenv("OPENAI_API_KEY", f"{fake_api.api_key}\n")
+    async with AsyncClient(base_url=fake_api.base_url) as client:
+        page = await client.checkpoints.list("ftjob-abc123")
+    assert page.data
+
+
+def test_max_connections_defaults_to_the_official_sdks_pool() -> None:
+    """The pool allows 1,000 connections unless told otherwise, as the official SDK."""
+    assert AsyncClient(api_key="sk-x").max_connections == 1000
+    assert AsyncClient(api_key="sk-x", max_connections=7).max_connections == 7
