@@ -12,7 +12,7 @@ import contextlib
 import logging
 import random
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -30,7 +30,7 @@ from ._errors import (
     error_for_status,
 )
 from ._redact import redacted_text, scrub_chain, scrub_error, secrets_of
-from ._redirects import redirect_target, same_origin
+from ._redirects import REDIRECT_STATUSES, redirect_target, same_origin
 from ._retry import retry_wait, should_retry
 
 if TYPE_CHECKING:
@@ -182,7 +182,7 @@ class Transport:
             # Waiting for a free connection counts toward the deadline, never toward the
             # attempt's own timeout: 300 calls sharing 100 connections must not time out
             # for having queued behind each other.
-            async with asyncio.timeout(self._deadline_left(started)), _holding(slots):
+            async with self._until_deadline(started), slots or _NO_LIMIT:
                 async with asyncio.timeout(self._attempt_budget(started)):
                     return await self._exchange(session, url)
         except TimeoutError as exc:  # before ClientError: aiohttp's timeouts are both
@@ -201,10 +201,10 @@ class Transport:
 
     async def _exchange(self, session: aiohttp.ClientSession, url: URL) -> Response:
         """GET ``url``, following redirects by the rules of ``_redirects``."""
-        origin = url.origin()
-        visited = {url}
+        asked = url
+        headers = self._headers
+        visited: set[URL] = set()
         while True:
-            headers = self._headers if same_origin(url, origin) else self._public_headers
             async with session.get(
                 url,
                 headers=headers,
@@ -213,19 +213,23 @@ class Transport:
                 ssl=self._ssl,
             ) as answer:
                 status, answer_headers = answer.status, answer.headers
-                target = redirect_target(
-                    url,
-                    status,
-                    answer_headers,
-                    visited=visited,
-                    request_id=answer_headers.get("x-request-id"),
-                )
+                target = None
+                if status in REDIRECT_STATUSES:  # checked here: the common case costs nothing
+                    visited.add(url)
+                    target = redirect_target(
+                        url,
+                        status,
+                        answer_headers,
+                        visited=visited,
+                        request_id=answer_headers.get("x-request-id"),
+                    )
                 if target is None:
                     body = await self._read_body(answer)
             if target is None:
                 break
-            visited.add(target)
             url = target
+            # Credentials go only where they were meant to: never to another origin.
+            headers = self._headers if same_origin(url, asked) else self._public_headers
         if not 200 <= status < 300:
             error = error_for_status(status, body, answer_headers)
             scrub_error(error, self._secrets)  # an answer may echo what it was sent
@@ -267,6 +271,12 @@ class Transport:
         if remaining is None:
             return self._timeout
         return remaining if self._timeout is None else min(self._timeout, remaining)
+
+    def _until_deadline(self, started: float) -> contextlib.AbstractAsyncContextManager[object]:
+        """Bound what follows (queueing for a connection included) by the deadline."""
+        if self._deadline is None:
+            return _NO_LIMIT
+        return asyncio.timeout(self._deadline_left(started))
 
     def _deadline_left(self, started: float) -> float | None:
         """Seconds left before the deadline (``None``: no deadline); raise if none are."""
@@ -419,14 +429,8 @@ async def _close_at_loop_shutdown(session: aiohttp.ClientSession) -> AsyncGenera
         await session.close()
 
 
-@contextlib.asynccontextmanager
-async def _holding(slots: asyncio.Semaphore | None) -> AsyncIterator[None]:
-    """Hold one of the pool's connections for the attempt; nothing to hold without a limit."""
-    if slots is None:
-        yield
-        return
-    async with slots:
-        yield
+#: Stands in for the pool's slots where nothing bounds it (a lent session with no limit).
+_NO_LIMIT: contextlib.nullcontext[None] = contextlib.nullcontext()
 
 
 def _loop_of(session: aiohttp.ClientSession) -> asyncio.AbstractEventLoop | None:
