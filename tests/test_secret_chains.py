@@ -24,6 +24,7 @@ from fine_tune_ckpt import (
     APIConnectionError,
     APIResponseValidationError,
     APIStatusError,
+    APITimeoutError,
     AsyncClient,
     FineTuneCkptError,
 )
@@ -291,3 +292,43 @@ def test_a_looping_chain_is_scrubbed_without_hanging() -> None:
     first.__context__, second.__context__ = second, first
     clean = scrub_chain(first, SECRETS)
     assert leaks(clean) == []
+
+
+async def test_a_refused_connection_carries_no_credential() -> None:
+    """Connecting to a closed port fails with a chain free of the credentials."""
+    async with RawServer(_always(None)) as server:
+        base_url = server.base_url  # the port is closed once the server stops
+    async with AsyncClient(
+        api_key=KEY, organization=ORG, project=PROJECT, base_url=base_url, max_retries=0
+    ) as client:
+        with pytest.raises(APIConnectionError) as caught:
+            await client.checkpoints.list("ftjob-abc123")
+    assert leaks(caught.value) == []
+
+
+async def test_a_timeout_carries_no_credential() -> None:
+    """An answer that never comes times out with a chain free of the credentials."""
+    async with (
+        RawServer(_always(b"")) as server,  # reads the request, never answers
+        AsyncClient(
+            api_key=KEY,
+            organization=ORG,
+            project=PROJECT,
+            base_url=server.base_url,
+            timeout=0.2,
+            max_retries=0,
+        ) as client,
+    ):
+        with pytest.raises(APITimeoutError) as caught:
+            await client.checkpoints.list("ftjob-abc123")
+    assert leaks(caught.value) == []
+
+
+async def test_a_lent_session_error_carries_no_credential() -> None:
+    """A closed lent session's error names the problem and carries no credential."""
+    session = aiohttp.ClientSession()
+    client = AsyncClient(api_key=KEY, organization=ORG, project=PROJECT, session=session)
+    await session.close()
+    with pytest.raises(FineTuneCkptError) as caught:
+        await client.checkpoints.list("ftjob-abc123")
+    assert leaks(caught.value) == []
