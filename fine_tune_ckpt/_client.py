@@ -168,14 +168,19 @@ def _setting(name: str, value: object, env_var: str) -> str | None:
     a ``ValueError``.
     """
     if value is None:
-        return os.environ.get(env_var, "").strip() or None
+        return _trimmed(os.environ.get(env_var, "")) or None
     if isinstance(value, URL):
         return str(value)
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str or None, not {type(value).__name__}")
-    if not value.strip():
+    if not _trimmed(value):
         raise ValueError(f"{name} must not be empty or blank")
-    return value.strip()
+    return _trimmed(value)
+
+
+def _trimmed(value: str) -> str:
+    """``value`` without surrounding whitespace or byte-order marks (Windows editors add one)."""
+    return value.strip().strip("\ufeff").strip()
 
 
 def _credential(name: str, value: object, env_var: str) -> str | None:
@@ -187,14 +192,20 @@ def _credential(name: str, value: object, env_var: str) -> str | None:
     if setting is None:
         return None
     for position, character in enumerate(setting):
-        # Cc: C0 and C1 controls (line breaks, tabs, NUL, DEL); Zl/Zp: Unicode line and
-        # paragraph separators. None belongs in a header value, and none is in a real key.
+        # Keys, organization and project ids are printable ASCII. A control character
+        # (line break, tab, NUL, DEL) would break the header; anything else outside ASCII
+        # (a zero-width space, a surrogate from undecodable bytes) would be mangled on the
+        # wire, so the server would see another value than the one configured.
+        if " " <= character <= "~":
+            continue
+        kind = "a control character" if character.isascii() else "a non-ASCII character"
         if unicodedata.category(character) in {"Cc", "Zl", "Zp"}:
-            source = name if value is not None else f"{name} (from {env_var})"
-            raise ValueError(
-                f"{source} holds a control character (U+{ord(character):04X}) at position "
-                f"{position}; check where it was read from"
-            )
+            kind = "a control character"
+        source = name if value is not None else f"{name} (from {env_var})"
+        raise ValueError(
+            f"{source} holds {kind} (U+{ord(character):04X}) at position {position}; "
+            "check where it was read from"
+        )
     return setting
 
 
@@ -223,9 +234,12 @@ def _check_base_url(value: str) -> URL:
     if url.user is not None or url.password is not None:
         # aiohttp would turn them into a second Authorization header and refuse to send.
         raise ValueError("base_url must not hold a user name or password")
+    # The value is not echoed: a key pasted into it by mistake must not reach a log.
     if url.scheme not in {"http", "https"} or not url.host:
-        raise ValueError(f"base_url must be an http:// or https:// URL with a host, got {value!r}")
+        raise ValueError(
+            f"base_url must be an http:// or https:// URL with a host (scheme {url.scheme!r})"
+        )
     if url.query_string or url.fragment:
-        raise ValueError(f"base_url must not have a query or fragment, got {value!r}")
+        raise ValueError("base_url must not have a query or fragment")
     # Trailing slashes would double up when the endpoint's path is appended.
     return url.with_path(url.raw_path.rstrip("/"), encoded=True)

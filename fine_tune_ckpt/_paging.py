@@ -52,8 +52,15 @@ def next_cursor(
     ``None`` means ``page`` is the last one. ``seen`` holds the cursors this walk has
     already asked with (``after`` counts whether or not it is among them). Raises
     :class:`PaginationError` when the server's answer cannot be followed without looping
-    forever: ``has_more`` with no items, or a cursor already used in this walk.
+    forever: ``has_more`` with no items, a cursor already used in this walk, or a page
+    that starts with the item its cursor named (an ``after`` read as inclusive would
+    repeat one item on every page).
     """
+    if after is not None and page.data and page.data[0].id == after:
+        raise PaginationError(
+            f"The API answered after={after!r} with that checkpoint itself: it reads the "
+            "cursor as inclusive, and following it would repeat an item on every page"
+        )
     if not page.has_more:
         return None
     cursor = page.next_after

@@ -55,9 +55,12 @@ def redirect_target(
     try:
         target = url.join(URL(location.strip()))
     except ValueError:
-        raise refuse(f"the API redirected to an unreadable Location {location!r}") from None
+        raise refuse("the API redirected to an unreadable Location") from None
     if target.scheme not in {"http", "https"} or not target.host:
         raise refuse(f"the API redirected to a non-HTTP URL {_shown(target)!r}; not followed")
+    if target.user is not None or target.password is not None:
+        # aiohttp would send them as Basic credentials (or refuse with a bare ValueError).
+        raise refuse("the API redirected to a URL holding credentials; not followed")
     target = target.with_fragment(None)
     if target in visited:
         raise refuse(f"redirect loop: {_shown(target)!r} was already asked in this request")

@@ -23,6 +23,7 @@ from yarl import URL
 from ._clock import Clock
 from ._errors import (
     APIConnectionError,
+    APIError,
     APIResponseValidationError,
     APIStatusError,
     APITimeoutError,
@@ -191,9 +192,10 @@ class Transport:
             reason = redacted_text(f"{type(exc).__name__}: {exc}", self._secrets)
             failure = APIConnectionError(f"Connection error: GET {_safe(url)}: {reason}")
             cause = exc
-        except RuntimeError as exc:
-            # aiohttp's answer to a session used outside its loop, or closed under us: not
-            # transient, so not an APIConnectionError that would be retried.
+        except (RuntimeError, ValueError) as exc:
+            # aiohttp's answer to a session used outside its loop or closed under us, or to
+            # a request it refuses to build: not transient, so not an APIConnectionError
+            # that would be retried.
             reason = redacted_text(f"{type(exc).__name__}: {exc}", self._secrets)
             failure = FineTuneCkptError(f"The aiohttp session cannot send requests: {reason}")
             cause = exc
@@ -216,13 +218,17 @@ class Transport:
                 target = None
                 if status in REDIRECT_STATUSES:  # checked here: the common case costs nothing
                     visited.add(url)
-                    target = redirect_target(
-                        url,
-                        status,
-                        answer_headers,
-                        visited=visited,
-                        request_id=answer_headers.get("x-request-id"),
-                    )
+                    try:
+                        target = redirect_target(
+                            url,
+                            status,
+                            answer_headers,
+                            visited=visited,
+                            request_id=answer_headers.get("x-request-id"),
+                        )
+                    except APIStatusError as refused:
+                        scrub_error(refused, self._secrets)  # a Location may echo the key
+                        raise
                 if target is None:
                     body = await self._read_body(answer)
             if target is None:
@@ -258,11 +264,17 @@ class Transport:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _too_large(self, answer: aiohttp.ClientResponse) -> APIResponseValidationError:
+    def _too_large(self, answer: aiohttp.ClientResponse) -> APIError:
+        """The error for a body past the cap: a bad page, or the status it came with."""
+        message = f"The API's answer is larger than {self._max_body_bytes} bytes; refused"
+        if not 200 <= answer.status < 300:
+            # The status still says what happened (and whether to retry); the body is lost.
+            error = error_for_status(answer.status, b"", answer.headers)
+            error.message = f"{error.message} ({message})"
+            error.args = (error.message,)
+            return error
         return APIResponseValidationError(
-            f"The API's answer is larger than {self._max_body_bytes} bytes; refused",
-            status_code=answer.status,
-            request_id=answer.headers.get("x-request-id"),
+            message, status_code=answer.status, request_id=answer.headers.get("x-request-id")
         )
 
     def _attempt_budget(self, started: float) -> float | None:

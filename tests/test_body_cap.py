@@ -11,7 +11,13 @@ from collections.abc import Callable
 
 import pytest
 
-from fine_tune_ckpt import APIResponseValidationError, AsyncClient
+from fine_tune_ckpt import (
+    APIResponseValidationError,
+    APIStatusError,
+    AsyncClient,
+    AuthenticationError,
+    InternalServerError,
+)
 from fine_tune_ckpt._transport import MAX_BODY_BYTES
 from fine_tune_ckpt.testing import FakeClock
 
@@ -113,6 +119,23 @@ async def test_an_encoded_body_past_the_cap_is_refused(name: str, chunked: bool)
             await _first_page(server)
         assert len(server.requests) == 1  # a hostile answer is not retried
     assert caught.value.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(401, AuthenticationError), (500, InternalServerError), (418, APIStatusError)],
+)
+async def test_an_error_answer_past_the_cap_keeps_its_status(
+    status: int, error: type[APIStatusError]
+) -> None:
+    """A bomb sent with an error status is that status's error, its body left unread."""
+    body = _compressed_bomb("gzip")
+    headers = {"Content-Encoding": "gzip"}
+    async with RawServer(lambda request: http_answer(status, body, headers=headers)) as server:
+        with pytest.raises(error, match="larger than") as caught:
+            await _first_page(server)
+    assert caught.value.status_code == status
+    assert caught.value.body is None
 
 
 @pytest.mark.parametrize("encoding", ["x-gzip", "compress", "gzip, gzip", "GZIP2"])

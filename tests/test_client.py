@@ -91,6 +91,8 @@ def test_repr_never_shows_the_key() -> None:
         ({"max_connections": 2.5}, TypeError, "max_connections"),
         ({"max_connections": True}, TypeError, "max_connections"),
         ({"base_url": "https://user:pw@h/v1"}, ValueError, "user name or password"),
+        ({"base_url": "https://h/v1?key=sk-pasted"}, ValueError, "query or fragment$"),
+        ({"base_url": "sk-pasted/v1"}, ValueError, "scheme ''"),
     ],
 )
 def test_bad_options_raise_naming_the_option(
@@ -152,10 +154,14 @@ async def test_lent_session_with_raise_for_status_still_maps_errors(
 
 SECRET = "sk-line-break-secret"  # noqa: S105 - a made-up key
 CONTROL_CHARACTERS = ["\n", "\r", "\r\n", "\x00", "\t", "\x7f", "\x85", "\u2028", "\x1b"]
+# Not controls, but mangled on the wire: the server would see another value.
+NON_ASCII = ["\udcff", "\u200b", "\u200e", "\ufeff", "\u00e9", "\u00a0"]
 
 
 @pytest.mark.parametrize("name", ["api_key", "organization", "project"])
-@pytest.mark.parametrize("padding", [" ", "\n", "\r\n", "\t", " \n\n", "\u2028"])
+@pytest.mark.parametrize(
+    "padding", [" ", "\n", "\r\n", "\t", " \n\n", "\u2028", "\ufeff", "\ufeff \n", "\u00a0"]
+)
 def test_settings_lose_surrounding_whitespace(name: str, padding: str) -> None:
     """A key, organization or project read with a line break around it is trimmed."""
     options = {"api_key": "sk-x", name: f"{padding}{SECRET}{padding}"}
@@ -186,7 +192,7 @@ def test_environment_settings_lose_surrounding_whitespace(
     assert client._transport._headers[_HEADER_OF[name]].endswith(SECRET)
 
 
-@pytest.mark.parametrize("character", CONTROL_CHARACTERS)
+@pytest.mark.parametrize("character", CONTROL_CHARACTERS + NON_ASCII)
 @pytest.mark.parametrize("name", ["api_key", "organization", "project"])
 def test_an_inner_control_character_is_refused_without_echoing(name: str, character: str) -> None:
     """A control character inside a credential is a ValueError naming it, never showing it."""

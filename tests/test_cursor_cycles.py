@@ -247,9 +247,20 @@ def test_next_cursor_refuses_any_cursor_already_used() -> None:
 
 def test_next_cursor_counts_after_as_used_even_outside_seen() -> None:
     """The cursor that asked for the page is refused whether or not ``seen`` holds it."""
-    page = _page([_checkpoint("ftckpt_a", 1)])
+    page = _page([_checkpoint("ftckpt_z", 2), _checkpoint("ftckpt_a", 1)])
     with pytest.raises(PaginationError, match="repeated the cursor 'ftckpt_a'"):
         next_cursor(page, "ftckpt_a", seen=())
+
+
+@pytest.mark.parametrize("has_more", [True, False])
+def test_a_page_starting_with_its_own_cursor_is_refused(has_more: bool) -> None:
+    """An ``after`` read as inclusive would repeat an item per page: refused, last page too."""
+    page = attrs.evolve(
+        _page([_checkpoint("ftckpt_b", 2), _checkpoint("ftckpt_c", 1)]), has_more=has_more
+    )
+    with pytest.raises(PaginationError, match="inclusive"):
+        next_cursor(page, "ftckpt_b")
+    assert next_cursor(page, "ftckpt_x") == ("ftckpt_c" if has_more else None)
 
 
 def test_the_last_page_needs_no_cursor_check() -> None:

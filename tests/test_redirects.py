@@ -76,6 +76,16 @@ def test_too_many_distinct_redirects_are_refused() -> None:
         redirect_target(HERE, 302, _location("/new"), visited=visited)
 
 
+@pytest.mark.parametrize(
+    "location", ["http://user@api.test/x", "https://u:p@api.test/x", "//u:p@evil.test/x"]
+)
+def test_a_target_holding_credentials_is_refused(location: str) -> None:
+    """A Location with user info is refused: aiohttp would send it as Basic credentials."""
+    with pytest.raises(APIStatusError, match="credentials") as caught:
+        redirect_target(HERE, 302, _location(location), visited={HERE})
+    assert "u:p" not in str(caught.value)
+
+
 def test_a_fragment_is_dropped_and_relative_paths_resolve() -> None:
     """A relative Location resolves against the URL asked; a fragment is never sent."""
     target = redirect_target(HERE, 302, _location("../other#frag"), visited={HERE})

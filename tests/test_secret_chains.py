@@ -146,6 +146,30 @@ PATHS: dict[str, tuple[Callable[[RawRequest], bytes | None], type[Exception], st
         "non-HTTP",
     ),
     "endless redirects": (_redirects(lambda n: f"/hop{n}"), APIStatusError, "redirects"),
+    "Location echoing the key to ftp": (
+        lambda request: http_answer(
+            302, headers={"Location": f"ftp://x/{request.headers['authorization']}"}
+        ),
+        APIStatusError,
+        "non-HTTP",
+    ),
+    "Location echoing the key in a loop": (
+        lambda request: http_answer(
+            302, headers={"Location": f"/v1/x?k={request.headers['openai-project']}&o={ORG}"}
+        ),
+        APIStatusError,
+        "loop",
+    ),
+    "unreadable Location echoing the key": (
+        _always(http_answer(302, headers={"Location": f"http://[::1{KEY}/"})),
+        APIStatusError,
+        "unreadable",
+    ),
+    "Location with user info": (
+        _always(http_answer(302, headers={"Location": f"http://{KEY}:{ORG}@127.0.0.1/x"})),
+        APIStatusError,
+        "credentials",
+    ),
     "bad gzip": (
         _always(http_answer(200, b"not gzip at all", headers={"Content-Encoding": "gzip"})),
         APIConnectionError,
