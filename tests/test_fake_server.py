@@ -281,6 +281,51 @@ def test_plugin_works_in_strict_asyncio_mode(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=1)
 
 
+_LOOP_SCOPED_TESTS = """
+import pytest
+
+LISTING = "ftjob-abc123"
+
+
+@pytest.mark.asyncio
+async def test_function_loop(fine_tune_ckpt_client):
+    assert len(await fine_tune_ckpt_client.checkpoints.list(LISTING).to_list()) == 25
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_module_loop(fine_tune_ckpt_client):
+    assert len(await fine_tune_ckpt_client.checkpoints.list(LISTING).to_list()) == 25
+"""
+
+
+@pytest.mark.parametrize(
+    ("fixture_loop", "passing", "refused"),
+    [
+        ("function", "test_function_loop", "test_module_loop"),
+        ("module", "test_module_loop", "test_function_loop"),
+    ],
+)
+def test_a_test_in_another_loop_than_the_fixtures_fails_at_once(
+    pytester: pytest.Pytester, fixture_loop: str, passing: str, refused: str
+) -> None:
+    """A test whose event loop is not the fixtures' fails fast, naming the setting to change."""
+    pytester.makepyfile(_LOOP_SCOPED_TESTS)
+    result = pytester.runpytest_subprocess(
+        "-rA",
+        "-o",
+        "asyncio_mode=strict",
+        "-o",
+        f"asyncio_default_fixture_loop_scope={fixture_loop}",
+        "-W",
+        "error",
+        timeout=60,  # without the check the refused test would hang for minutes
+    )
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines([f"PASSED *::{passing}"])
+    result.stdout.fnmatch_lines([f"ERROR *::{refused}*"])
+    assert "Set asyncio_default_fixture_loop_scope =" in result.stdout.str()
+
+
 # -- malformed requests: a 4xx in the API's shape, logged, never a 500 ------------------
 
 
