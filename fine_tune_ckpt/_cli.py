@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_list_command(args, sys.stdout, sys.stderr))
         if args.command == "demo":
             return asyncio.run(_demo_command(sys.stdout, sys.stderr))
-        return asyncio.run(_serve_command(args, sys.stdout))
+        return asyncio.run(_serve_command(args, sys.stdout, sys.stderr))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
@@ -156,7 +156,8 @@ async def _list_command(args: argparse.Namespace, out: IO[str], err: IO[str]) ->
             args.job_id, after=args.after, limit=args.limit, max_items=args.max_items
         )
     except (FineTuneCkptError, ValueError, TypeError) as exc:
-        print(f"fine-tune-ckpt: error: {exc}", file=err)
+        # Bad settings (an argument or OPENAI_* variable): say which, in one line.
+        print(f"fine-tune-ckpt: error: {_printable(str(exc))}", file=err)
         return EXIT_USAGE
     output_format = args.format or ("table" if out.isatty() else "jsonl")
     with _retry_log(err, enabled=args.verbose):
@@ -227,7 +228,24 @@ def _one_line(error: APIError) -> str:
         line += f" (request id {error.request_id})"
     if error.resume_after:
         line += f"; resume with --after {error.resume_after}"
-    return line
+    # The message and ids come from the server: keep its newlines and escape codes off
+    # the terminal.
+    return _printable(line)
+
+
+def _reason(error: Exception) -> str:
+    """Why an address could not be used, without asyncio's restating of the address."""
+    if isinstance(error, OSError):
+        if error.errno is not None and error.errno > 0:  # getaddrinfo's codes are negative
+            return os.strerror(error.errno)
+        if error.strerror:
+            return error.strerror
+    return str(error)
+
+
+def _printable(text: str) -> str:
+    """``text`` on one line: newlines and other control characters shown escaped."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 @contextlib.contextmanager
@@ -295,24 +313,37 @@ async def _demo_command(out: IO[str], err: IO[str]) -> int:
 # -- serve-fake ---------------------------------------------------------------------
 
 
-async def _serve_command(args: argparse.Namespace, out: IO[str]) -> int:
+async def _serve_command(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from .testing import FakeAPIServer
+    from .testing._server import url_host
 
-    fake = FakeAPIServer(
-        api_key=args.api_key,
-        host=args.host,
-        port=args.port,
-        seed=args.seed,
-        fault_rate=args.fault_rate,
-    )
+    try:
+        fake = FakeAPIServer(
+            api_key=args.api_key,
+            host=args.host,
+            port=args.port,
+            seed=args.seed,
+            fault_rate=args.fault_rate,
+        )
+    except ValueError as exc:
+        print(f"fine-tune-ckpt: error: {_printable(str(exc))}", file=err)
+        return EXIT_USAGE
     for number in range(1, args.jobs + 1):
         fake.add_job(f"ftjob-fake{number:03d}", count=args.checkpoints)
+    try:
+        await fake.start()
+    except (OSError, ValueError) as exc:
+        # A busy port, an address not on this machine, a host that does not resolve (or
+        # cannot be encoded): the user's to fix, so one line, not a traceback.
+        line = f"cannot listen on {url_host(fake.host)}:{args.port}: {_reason(exc)}"
+        print(f"fine-tune-ckpt: error: {_printable(line)}", file=err)
+        return EXIT_USAGE
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     if sys.platform != "win32":  # Windows' loops take no signal handlers: Ctrl-C still stops
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-    async with fake:
+    try:
         print(f"Fake checkpoints API listening on {fake.base_url}", file=out)
         print(f"API key: {fake.api_key}", file=out)
         print(f"Jobs: {', '.join(fake.job_ids)}", file=out)
@@ -323,4 +354,6 @@ async def _serve_command(args: argparse.Namespace, out: IO[str]) -> int:
         )
         out.flush()
         await stop.wait()
+    finally:
+        await fake.stop()
     return EXIT_OK

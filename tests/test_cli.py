@@ -8,14 +8,19 @@ import io
 import json
 import os
 import signal
+import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import attrs
 import pytest
+from aiohttp import web
 
-from fine_tune_ckpt import AsyncClient, Checkpoint, to_wire
+from fine_tune_ckpt import AsyncClient, Checkpoint, FineTuneCkptError, to_wire
+from fine_tune_ckpt import _cli as cli
 from fine_tune_ckpt.testing import FakeAPIServer, FakeClock
+
+from .test_fake_server import needs_ipv6
 
 JOB = "ftjob-abc123"
 
@@ -238,13 +243,23 @@ async def test_version() -> None:
     assert run.out.strip() == f"fine-tune-ckpt {__version__}"
 
 
-async def test_serve_fake_serves_until_terminated() -> None:
-    """``serve-fake`` prints its URL, key and jobs, serves them, and stops on SIGTERM."""
+@pytest.mark.parametrize(
+    ("host", "shown"),
+    [
+        ("127.0.0.1", "127.0.0.1"),
+        pytest.param("::1", "[::1]", marks=needs_ipv6),
+        pytest.param("[::1]", "[::1]", marks=needs_ipv6),
+    ],
+)
+async def test_serve_fake_serves_until_terminated(host: str, shown: str) -> None:
+    """``serve-fake`` prints a usable URL (IPv6 bracketed), key and jobs; stops on SIGTERM."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "fine_tune_ckpt",
         "serve-fake",
+        "--host",
+        host,
         "--port",
         "0",
         "--jobs",
@@ -258,12 +273,13 @@ async def test_serve_fake_serves_until_terminated() -> None:
     try:
         lines = [
             (await asyncio.wait_for(process.stdout.readline(), timeout=30)).decode().strip()
-            for _ in range(3)
+            for _ in range(4)
         ]
         base_url = lines[0].rsplit(" ", 1)[1]
         api_key = lines[1].split(": ", 1)[1]
         jobs = lines[2].split(": ", 1)[1].split(", ")
-        assert base_url.startswith("http://127.0.0.1:")
+        assert base_url.startswith(f"http://{shown}:")
+        assert f"OPENAI_BASE_URL={base_url} " in lines[3]
         assert jobs == ["ftjob-fake001", "ftjob-fake002"]
         async with AsyncClient(api_key=api_key, base_url=base_url, clock=FakeClock()) as client:
             assert len(await client.checkpoints.list(jobs[1]).to_list()) == 7
@@ -304,3 +320,109 @@ async def test_terminal_gets_a_table_and_progress(fake_api: FakeAPIServer) -> No
     assert out.splitlines()[0].split()[:2] == ["STEP", "CREATED"]
     assert len(out.splitlines()) == 1 + len(expected)
     assert "3 pages, 10 checkpoints" in err
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A loopback port something else is listening on."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield listener.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("where", "reason"),
+    [
+        (("--port", "BUSY"), "in use"),
+        (("--port", "65536"), "port must be within 0..65535"),
+        # TEST-NET-1: a numeric address (no lookup) that is on no machine's interfaces.
+        (("--host", "192.0.2.1", "--port", "0"), "cannot listen on 192.0.2.1:0"),
+        (("--host", "a..b", "--port", "0"), "cannot listen on a..b:0"),  # refused unlooked-up
+    ],
+    ids=["busy-port", "port-out-of-range", "foreign-address", "malformed-host"],
+)
+async def test_serve_fake_on_an_unusable_address_is_one_line_exit_2(
+    busy_port: int, where: tuple[str, ...], reason: str
+) -> None:
+    """A busy or invalid port or host exits 2 with one line on stderr, no traceback."""
+    args = [str(busy_port) if arg == "BUSY" else arg for arg in where]
+    run = await _run("serve-fake", *args)
+    assert run.code == 2
+    assert run.out == ""
+    assert run.err.count("\n") == 1
+    assert run.err.startswith("fine-tune-ckpt: error: ")
+    assert reason in run.err.lower() if reason == "in use" else reason in run.err
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ValueError("api_key must not contain control characters"),
+        TypeError("api_key must be a str or None, not bytes"),
+        FineTuneCkptError("No API key: pass api_key= or set the OPENAI_API_KEY variable"),
+        ValueError("organization must not hold\nline breaks or \x1b[31mescapes"),
+    ],
+    ids=["ValueError", "TypeError", "FineTuneCkptError", "multi-line-message"],
+)
+async def test_list_turns_bad_settings_into_one_line_exit_2(
+    monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    """Any error from making the client (bad settings) is one line on stderr and exit 2."""
+
+    def refuse(**settings: object) -> AsyncClient:
+        raise error
+
+    monkeypatch.setattr(cli, "AsyncClient", refuse)
+    out, err = io.StringIO(), io.StringIO()
+    code = await cli._list_command(cli._parser().parse_args(["list", JOB]), out, err)
+    assert code == 2
+    assert out.getvalue() == ""
+    assert err.getvalue().count("\n") == 1
+    assert err.getvalue().startswith("fine-tune-ckpt: error: ")
+    assert "\x1b" not in err.getvalue()
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"OPENAI_BASE_URL": "ftp://example.invalid/v1"},
+        {"OPENAI_BASE_URL": "http://127.0.0.1:9/v1?x=1"},
+    ],
+    ids=["base-url-scheme", "base-url-query"],
+)
+async def test_bad_environment_is_one_line_exit_2(settings: dict[str, str]) -> None:
+    """An OPENAI_* variable the client refuses exits 2 with one line, before any request."""
+    # A closed loopback port as the default: nothing may reach the internet.
+    loopback = {"OPENAI_API_KEY": "sk-x", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
+    run = await _run("list", JOB, env=_env(**{**loopback, **settings}))
+    assert run.code == 2
+    assert run.err.count("\n") == 1
+    assert "Traceback" not in run.err
+
+
+async def test_server_text_in_an_error_line_stays_one_line() -> None:
+    """An API error message with newlines or escape codes is printed escaped, on one line."""
+
+    async def refuse(request: web.Request) -> web.Response:
+        message = "first line\nsecond line \x1b[31mred\x1b[0m\r"
+        body = {"error": {"message": message, "type": "x", "param": None, "code": None}}
+        return web.json_response(body, status=400, headers={"x-request-id": "req_1"})
+
+    app = web.Application()
+    app.router.add_get("/{path:.*}", refuse)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        env = _env(OPENAI_API_KEY="sk-x", OPENAI_BASE_URL=f"http://127.0.0.1:{port}/v1")
+        run = await _run("list", JOB, env=env)
+    finally:
+        await runner.cleanup()
+    assert run.code == 1
+    assert run.err.count("\n") == 1
+    assert "\x1b" not in run.err
+    assert "\r" not in run.err
+    assert "first line\\nsecond line" in run.err

@@ -2,7 +2,9 @@
 
 The samples of one page run in order in one namespace, as a reader would type them, with
 top-level ``await`` allowed. A sample that defines ``async def test_...`` has that test
-called with the plugin's fixtures. A sample that breaks fails this test.
+called with the plugin's fixtures, and is also run by pytest as a reader's own suite
+would run it: pytest-asyncio in its default strict mode, with the page's own pytest
+configuration and warnings as errors. A sample that breaks fails this test.
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ from fine_tune_ckpt.testing import FakeAPIServer
 ROOT = Path(__file__).parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SAMPLE = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
+TOML = re.compile(r"^```toml\n(.*?)^```", re.DOTALL | re.MULTILINE)
 WITH_SAMPLES = [page for page in PAGES if SAMPLE.search(page.read_text())]
+WITH_TESTS = [
+    page
+    for page in WITH_SAMPLES
+    if any("def test_" in sample for sample in SAMPLE.findall(page.read_text()))
+]
 
 
 def test_the_docs_have_samples() -> None:
@@ -68,3 +76,24 @@ async def test_samples_run(
                 ran_tests.add(name)
                 await value(fine_tune_ckpt_client=client, fine_tune_ckpt_fake=fake_api)
     capsys.readouterr()
+
+
+def test_some_pages_show_pytest_tests() -> None:
+    """The README and the testing page show tests (else the strict-mode test is hollow)."""
+    assert {page.name for page in WITH_TESTS} >= {"README.md", "testing.md"}
+
+
+@pytest.mark.parametrize("page", WITH_TESTS, ids=[page.name for page in WITH_TESTS])
+def test_test_samples_pass_in_strict_mode(page: Path, pytester: pytest.Pytester) -> None:
+    """The page's test samples pass as a user's own suite, configured as the page says."""
+    text = page.read_text()
+    samples = [sample for sample in SAMPLE.findall(text) if "def test_" in sample]
+    configs = [block for block in TOML.findall(text) if "[tool.pytest.ini_options]" in block]
+    assert len(configs) == 1, f"{page.name} should show the pytest configuration once"
+    assert "asyncio_mode" not in configs[0].replace('# asyncio_mode = "auto"', "")
+    pytester.makefile(".toml", pyproject=configs[0])
+    pytester.makepyfile(**{f"test_sample_{n}": code for n, code in enumerate(samples)})
+    # In a subprocess: the project's own asyncio_mode = "auto" must not leak in.
+    result = pytester.runpytest_subprocess("-W", "error", "-p", "no:cacheprovider", timeout=120)
+    assert re.search(r"^asyncio: mode=(Mode\.)?strict\b", result.stdout.str(), re.I | re.M)
+    result.assert_outcomes(passed=sum(sample.count("def test_") for sample in samples))

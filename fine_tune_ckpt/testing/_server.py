@@ -3,6 +3,11 @@
 It pages as the API does (newest first, ``after`` exclusive, ``limit`` defaulting to 10),
 answers errors in the API's shape, logs every request it receives, and misbehaves on
 demand through scripted :class:`Fault` objects.
+
+A malformed request gets the API's 4xx answer, never a 500: a 500 would be a fault the
+client under test retries, hiding that it sent something wrong. (A message that is not
+HTTP at all, e.g. a control character in a header, is refused with a 400 by aiohttp's
+parser before it is a request, so it is not logged.)
 """
 
 from __future__ import annotations
@@ -30,7 +35,14 @@ __all__ = ["DEFAULT_LIMIT", "RANDOM_FAULTS", "FakeAPIServer", "Fault", "Recorded
 #: The page size when a request gives no ``limit``, as the API's.
 DEFAULT_LIMIT = 10
 
-_ROUTE = "/v1/fine_tuning/jobs/{fine_tuning_job_id}/checkpoints"
+# Any character but "/" may be in a job id, as the client percent-encodes any (aiohttp's
+# default pattern would also refuse "{" and "}").
+_ROUTE = "/v1/fine_tuning/jobs/{fine_tuning_job_id:[^/]+}/checkpoints"
+_MAX_PORT = 65535
+# More digits than any page size could need; longer ``limit`` values count as "all of
+# them", since int() refuses strings of over 4300 digits.
+_MAX_LIMIT_DIGITS = 18
+_HUGE_LIMIT: int = 10**_MAX_LIMIT_DIGITS
 _SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 
@@ -134,6 +146,11 @@ class FakeAPIServer:
             raise ValueError(f"fault_rate must be within [0, 1], got {fault_rate}")
         if fault_rate and not random_faults:
             raise ValueError("random_faults must not be empty when fault_rate is above 0")
+        if not 0 <= port <= _MAX_PORT:
+            raise ValueError(f"port must be within 0..{_MAX_PORT}, got {port}")
+        # "[::1]" as copied from a URL means the address ::1.
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
         self.api_key = f"sk-fake-{secrets.token_hex(12)}" if api_key is None else api_key
         self.host = host
         self.seed = seed
@@ -204,11 +221,14 @@ class FakeAPIServer:
 
     @property
     def base_url(self) -> str:
-        """The base URL to give a client, e.g. ``http://127.0.0.1:54321/v1``."""
+        """The base URL to give a client, e.g. ``http://127.0.0.1:54321/v1``.
+
+        An IPv6 host is bracketed, as URLs need: ``http://[::1]:54321/v1``.
+        """
         if self._bound_port is None:
             raise RuntimeError("The fake server is not running; start it first")
         scheme = "https" if self._ssl_context is not None else "http"
-        return f"{scheme}://{self.host}:{self._bound_port}/v1"
+        return f"{scheme}://{url_host(self.host)}:{self._bound_port}/v1"
 
     @property
     def port(self) -> int:
@@ -223,6 +243,9 @@ class FakeAPIServer:
             raise RuntimeError("The fake server is already running")
         app = web.Application()
         app.router.add_get(_ROUTE, self._handle)
+        # Every other method and path too, so they are logged and answered as the API
+        # answers them, rather than with aiohttp's plain-text 404 or 405.
+        app.router.add_route("*", "/{path:.*}", self._handle)
         # handler_cancellation: a client that hangs up stops the handler, as on a real
         # server, so a delayed answer nobody waits for leaves no task behind.
         runner = web.AppRunner(
@@ -275,7 +298,11 @@ class FakeAPIServer:
 
     async def _answer(self, request: web.Request) -> web.StreamResponse:
         request_id = f"req_fake_{next(self._request_ids):06d}"
-        job_id = request.match_info.get("fine_tuning_job_id")
+        job_id = (
+            request.match_info.get("fine_tuning_job_id")
+            if request.method in {"GET", "HEAD"}
+            else None
+        )
         authorized = self._authorized(request.headers.get("Authorization", ""))
         self.requests.append(
             RecordedRequest(
@@ -323,7 +350,15 @@ class FakeAPIServer:
                 headers,
                 code="invalid_api_key",
             )
-        if job_id is None or job_id not in self._jobs:
+        if job_id is None:
+            return _error(
+                404,
+                f"Invalid URL ({request.method} {request.path})",
+                "invalid_request_error",
+                None,
+                headers,
+            )
+        if job_id not in self._jobs:
             return _error(
                 404,
                 f"Fine-tuning job {job_id!r} not found.",
@@ -350,10 +385,19 @@ class FakeAPIServer:
         return Fault()
 
     def _authorized(self, header: str) -> bool:
+        """Whether ``header`` is ``Bearer <the key>``; never raises, whatever it holds.
+
+        aiohttp decodes header bytes as UTF-8 with surrogate escapes, so the header may
+        hold any character, even a lone surrogate. compare_digest refuses non-ASCII
+        strings, so both sides are compared as bytes.
+        """
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             return False
-        return not self.api_key or secrets.compare_digest(token.strip(), self.api_key)
+        if not self.api_key:
+            return True
+        return secrets.compare_digest(_raw(token), _raw(self.api_key))
 
     def _page(
         self, job_id: str, query: Mapping[str, str], *, repeat_cursor: bool
@@ -362,9 +406,10 @@ class FakeAPIServer:
         raw_limit = query.get("limit")
         limit = DEFAULT_LIMIT
         if raw_limit is not None:
-            if not raw_limit.isdigit() or int(raw_limit) < 1:
+            parsed = _parse_limit(raw_limit)
+            if parsed is None:
                 return {}, ("limit", f"Invalid limit {raw_limit!r}: expected an integer >= 1.")
-            limit = int(raw_limit)
+            limit = parsed
         after = query.get("after")
         start = 0
         if after is not None:
@@ -382,6 +427,34 @@ class FakeAPIServer:
             "last_id": data[-1]["id"] if data else None,
             "has_more": start + len(data) < len(items),
         }, None
+
+
+def url_host(host: str) -> str:
+    """``host`` as it goes in a URL: an IPv6 address in brackets, its zone id escaped."""
+    if ":" in host:  # only IPv6 literals hold colons; names and IPv4 addresses cannot
+        return "[" + host.replace("%", "%25") + "]"
+    return host
+
+
+def _raw(text: str) -> bytes:
+    """``text`` as bytes, for any string: equal bytes if and only if equal strings."""
+    # surrogatepass, unlike strict UTF-8, encodes lone surrogates too, and stays one-to-one.
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _parse_limit(raw: str) -> int | None:
+    """The page size ``raw`` asks for, or ``None`` when it is not an integer >= 1.
+
+    Only ASCII digits count: ``str.isdigit`` also accepts "²", which int() refuses.
+    """
+    if not raw.isascii() or not raw.isdigit():
+        return None
+    digits = raw.lstrip("0")
+    if not digits:
+        return None
+    if len(digits) > _MAX_LIMIT_DIGITS:
+        return _HUGE_LIMIT
+    return int(digits)
 
 
 def _fault_headers(fault: Fault) -> dict[str, str]:
