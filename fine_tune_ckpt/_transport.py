@@ -1,8 +1,13 @@
 """The only module that touches the network: one GET, retried by tenacity.
 
 A response never leaves this module: each attempt reads the whole body inside
-``async with`` and hands back an immutable :class:`Response`. Failures become this
-library's exceptions here, so callers never see aiohttp's or tenacity's.
+``async with`` (counted after decompression, against a cap) and hands back an immutable
+:class:`Response`. Failures become this library's exceptions here, raised with causes
+scrubbed of credentials, so callers never see aiohttp's or tenacity's, nor the key.
+
+Each attempt, in order: wait for one of the pool's slots (counts toward the deadline
+only), then exchange within the attempt's timeout, following redirects by the rules of
+``_redirects``. The own session lives per event loop (see :class:`Transport`).
 """
 
 from __future__ import annotations
