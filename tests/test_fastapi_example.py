@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import logging
+import socket
+import struct
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -164,3 +167,46 @@ async def test_disconnecting_mid_stream_stops_the_upstream_walk(
     after_hang_up = len(fake_api.requests)
     await asyncio.sleep(0.5)
     assert len(fake_api.requests) == after_hang_up < 30
+
+
+def _hang_up_after_first_bytes(port: int, path: str, *, reset: bool) -> bytes:
+    """Ask for ``path`` from another thread, read a little, then hang up (RST if ``reset``).
+
+    The caller must be outside the server's event loop: only then can it hang up while
+    the server is busy sending, which is when failed sends pile up.
+    """
+    with socket.socket() as sock:
+        # A small window: the server cannot push the whole walk into socket buffers.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(30)
+        sock.connect(("127.0.0.1", port))
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
+        first = sock.recv(1024)
+        if reset:  # close with RST, as a crashed or killed caller does
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    return first
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["close", "reset"])
+async def test_hanging_up_mid_stream_logs_little_and_stops_the_walk(
+    service: str, fake_api: FakeAPIServer, caplog: pytest.LogCaptureFixture, reset: bool
+) -> None:
+    """A caller that hangs up mid-stream costs a few log lines at most, and no more pages."""
+    caplog.set_level(logging.WARNING)
+    fake_api.add_job(JOB, count=5000)  # 50 pages: far more than the caller takes
+    port = int(service.rsplit(":", 1)[1])
+    path = f"/jobs/{JOB}/checkpoints/stream"
+    first = await asyncio.to_thread(_hang_up_after_first_bytes, port, path, reset=reset)
+    assert first.startswith(b"HTTP/1.1 200")
+    # Wait for the walk to settle: the request count stops moving.
+    settled = -1
+    for _ in range(40):
+        await asyncio.sleep(0.05)
+        if len(fake_api.requests) == settled:
+            break
+        settled = len(fake_api.requests)
+    await asyncio.sleep(0.2)
+    assert len(fake_api.requests) == settled < 50
+    failed_sends = [r for r in caplog.records if "socket.send() raised exception" in r.message]
+    assert len(failed_sends) <= 2, f"{len(failed_sends)} failed-send warnings"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
