@@ -50,9 +50,6 @@ class AsyncClient:
     - ``organization`` / ``project``: else ``OPENAI_ORG_ID`` / ``OPENAI_PROJECT_ID``;
       sent as ``OpenAI-Organization`` / ``OpenAI-Project`` when set.
 
-    The key, organization and project lose surrounding whitespace (a key read from a
-    secret file ends with a line break); one holding a control character inside is a
-    ``ValueError`` naming the setting, never showing its value.
     - ``timeout``: seconds per attempt (``None``: no limit).
     - ``deadline``: seconds for one request including all its retries and waits
       (``None``: only ``timeout`` and ``max_retries`` bound it).
@@ -70,6 +67,10 @@ class AsyncClient:
       are always verified; there is no switch to turn that off.
     - ``clock``: what retries use to wait and to measure the deadline; tests pass a fake
       one (``fine_tune_ckpt.testing.FakeClock``) so backoff takes no real time.
+
+    The key, organization and project lose surrounding whitespace (a key read from a
+    secret file ends with a line break); one holding a control or non-ASCII character
+    inside is a ``ValueError`` naming the setting, never showing its value.
 
     The environment is read here, in the constructor, never at import.
     """
