@@ -1,8 +1,9 @@
 """The wire edge: JSON bodies to records and records back to JSON-ready dicts.
 
 A private cattrs converter defines the conversion in both directions. It is strict about
-types (a string is never silently turned into a number, nor a number into a string) and
-lenient about fields it does not know, so the client keeps working as the API grows.
+types (a string is never silently turned into a number, nor a number into a string).
+Fields it does not know are kept in each record's ``extra`` and given back by ``to_wire``,
+so the client keeps working as the API grows and re-served JSON loses nothing.
 
 Parsing is the hot path of a listing, so a valid page first goes through a hand-specialised
 function that checks exactly what the converter checks, about twice as fast. Anything it
@@ -25,7 +26,17 @@ if TYPE_CHECKING:
     import cattrs
 
 from ._errors import APIResponseValidationError
-from ._models import Checkpoint, CheckpointMetrics, CheckpointPage
+from ._models import (
+    CHECKPOINT_KEYS,
+    METRICS_KEYS,
+    NO_EXTRA,
+    PAGE_KEYS,
+    Checkpoint,
+    CheckpointMetrics,
+    CheckpointPage,
+    thaw_json,
+)
+from ._models import unknown_fields as _unknown
 
 __all__ = ["RawPage", "parse_page", "structure_page", "to_wire"]
 
@@ -78,13 +89,31 @@ def _unix_time(value: object, _: object) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-def _object_of(structure: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
-    """Wrap a generated hook so that anything but a JSON object is refused by name."""
+def _object_of(
+    structure: Callable[[Any, Any], Any], known: frozenset[str]
+) -> Callable[[Any, Any], Any]:
+    """Wrap a generated hook: refuse anything but a JSON object by name, keep unknown fields."""
 
     def hook(value: Any, type_: Any) -> Any:
         if not isinstance(value, dict):
             raise TypeError(f"expected an object, got {type(value).__name__}")
-        return structure(value, type_)
+        record = structure(value, type_)
+        extra = _unknown(value, known)
+        # Evolved after structuring: the generated hook must never read a wire key that
+        # happens to be called "extra" into the record's own field.
+        return record if extra is NO_EXTRA else attrs.evolve(record, extra=extra)
+
+    return hook
+
+
+def _with_extra(unstructure: Callable[[Any], dict[str, Any]]) -> Callable[[Any], dict[str, Any]]:
+    """Wrap a generated hook so that the unknown fields go back after the known ones."""
+
+    def hook(record: Any) -> dict[str, Any]:
+        wire = unstructure(record)
+        if record.extra:
+            wire.update(thaw_json(record.extra))
+        return wire
 
     return hook
 
@@ -105,9 +134,12 @@ def _make_converter() -> cattrs.Converter:
     converter.register_unstructure_hook(datetime, lambda moment: int(moment.timestamp()))
 
     # Generated hooks would take a list or string for an object ('step' in "steps").
-    for record in (CheckpointMetrics, Checkpoint):
+    # "extra" is never a wire key: the wrapping hooks fill and empty it.
+    no_extra = override(omit=True)
+    for record, known in ((CheckpointMetrics, METRICS_KEYS), (Checkpoint, CHECKPOINT_KEYS)):
         converter.register_structure_hook(
-            record, _object_of(make_dict_structure_fn(record, converter))
+            record,
+            _object_of(make_dict_structure_fn(record, converter, extra=no_extra), known),
         )
     items_hook = converter.get_structure_hook(tuple[Checkpoint, ...])
 
@@ -119,16 +151,33 @@ def _make_converter() -> cattrs.Converter:
 
     converter.register_structure_hook(
         CheckpointPage,
-        make_dict_structure_fn(CheckpointPage, converter, data=override(struct_hook=_items)),
+        _object_of(
+            make_dict_structure_fn(
+                CheckpointPage, converter, data=override(struct_hook=_items), extra=no_extra
+            ),
+            PAGE_KEYS,
+        ),
     )
     # The API leaves out the metrics it did not measure; so do we, for an exact round trip.
     converter.register_unstructure_hook(
         CheckpointMetrics,
-        make_dict_unstructure_fn(CheckpointMetrics, converter, _cattrs_omit_if_default=True),
+        _with_extra(
+            make_dict_unstructure_fn(
+                CheckpointMetrics, converter, _cattrs_omit_if_default=True, extra=no_extra
+            )
+        ),
+    )
+    converter.register_unstructure_hook(
+        Checkpoint,
+        _with_extra(make_dict_unstructure_fn(Checkpoint, converter, extra=no_extra)),
     )
     converter.register_unstructure_hook(
         CheckpointPage,
-        make_dict_unstructure_fn(CheckpointPage, converter, data=override(unstruct_hook=_list_of)),
+        _with_extra(
+            make_dict_unstructure_fn(
+                CheckpointPage, converter, data=override(unstruct_hook=_list_of), extra=no_extra
+            )
+        ),
     )
     return converter
 
@@ -157,6 +206,10 @@ def _unstructure_checkpoint(checkpoint: Checkpoint) -> dict[str, Any]:
 
 _NUMBER_OR_NONE = frozenset({int, float, type(None)})
 _CHECKPOINT_OBJECT = "fine_tuning.job.checkpoint"
+_METRIC_COUNT = len(METRICS_KEYS)
+_CHECKPOINT_KEY_COUNT = len(CHECKPOINT_KEYS)
+# Bound once: looking the classmethod up for every item costs a fifth of the call.
+_from_timestamp = datetime.fromtimestamp
 
 
 def _fast_checkpoint(item: Any) -> Checkpoint:
@@ -168,16 +221,46 @@ def _fast_checkpoint(item: Any) -> Checkpoint:
     wire_metrics = item["metrics"]
     if type(wire_metrics) is not dict:
         raise TypeError("metrics")
-    get = wire_metrics.get
-    metrics = (
-        get("step"),
-        get("train_loss"),
-        get("train_mean_token_accuracy"),
-        get("valid_loss"),
-        get("valid_mean_token_accuracy"),
-        get("full_valid_loss"),
-        get("full_valid_mean_token_accuracy"),
-    )
+    metrics: tuple[Any, ...] | None = None
+    if len(wire_metrics) >= _METRIC_COUNT:
+        # The usual case. Subscripts are quicker than get(), and when all seven succeed
+        # they also prove that any further key is unknown: none, on seven keys.
+        try:
+            metrics = (
+                wire_metrics["step"],
+                wire_metrics["train_loss"],
+                wire_metrics["train_mean_token_accuracy"],
+                wire_metrics["valid_loss"],
+                wire_metrics["valid_mean_token_accuracy"],
+                wire_metrics["full_valid_loss"],
+                wire_metrics["full_valid_mean_token_accuracy"],
+            )
+        except KeyError:
+            pass  # some metric is absent: read them as below
+        else:
+            metrics_extra = (
+                NO_EXTRA
+                if len(wire_metrics) == _METRIC_COUNT
+                else _unknown(wire_metrics, METRICS_KEYS)
+            )
+    if metrics is None:
+        get = wire_metrics.get
+        metrics = (
+            get("step"),
+            get("train_loss"),
+            get("train_mean_token_accuracy"),
+            get("valid_loss"),
+            get("valid_mean_token_accuracy"),
+            get("full_valid_loss"),
+            get("full_valid_mean_token_accuracy"),
+        )
+        # Counting is cheaper than comparing key sets: each metric read is one key unless
+        # it was absent (or null: then _unknown finds nothing, which is right too).
+        metrics_extra = (
+            NO_EXTRA
+            if len(wire_metrics) + metrics.count(None) == _METRIC_COUNT
+            else _unknown(wire_metrics, METRICS_KEYS)
+        )
     checkpoint_id = item["id"]
     created_at = item["created_at"]
     model = item["fine_tuned_model_checkpoint"]
@@ -185,7 +268,7 @@ def _fast_checkpoint(item: Any) -> Checkpoint:
     step_number = item["step_number"]
     # type() is, not isinstance: bool is an int subclass and must be refused.
     if (
-        not {type(value) for value in metrics} <= _NUMBER_OR_NONE
+        not _NUMBER_OR_NONE.issuperset(map(type, metrics))
         or type(checkpoint_id) is not str
         or type(created_at) is not int
         or type(model) is not str
@@ -194,13 +277,29 @@ def _fast_checkpoint(item: Any) -> Checkpoint:
         or item.get("object", _CHECKPOINT_OBJECT) != _CHECKPOINT_OBJECT
     ):
         raise TypeError("checkpoint")
+    checkpoint_metrics = (
+        CheckpointMetrics(*metrics)
+        if metrics_extra is NO_EXTRA
+        else CheckpointMetrics(*metrics, extra=metrics_extra)
+    )
+    # Likewise: the six keys read above, "object", and nothing else means none is unknown.
+    if len(item) == _CHECKPOINT_KEY_COUNT and "object" in item:
+        return Checkpoint(
+            checkpoint_id,
+            _from_timestamp(created_at, UTC),
+            model,
+            job_id,
+            checkpoint_metrics,
+            step_number,
+        )
     return Checkpoint(
         checkpoint_id,
-        datetime.fromtimestamp(created_at, UTC),
+        _from_timestamp(created_at, UTC),
         model,
         job_id,
-        CheckpointMetrics(*metrics),
+        checkpoint_metrics,
         step_number,
+        extra=_unknown(item, CHECKPOINT_KEYS),
     )
 
 
@@ -219,7 +318,11 @@ def _fast_page(decoded: dict[str, Any]) -> CheckpointPage:
     ):
         raise TypeError("page")
     return CheckpointPage(
-        tuple([_fast_checkpoint(item) for item in data]), has_more, first_id, last_id
+        tuple([_fast_checkpoint(item) for item in data]),
+        has_more,
+        first_id,
+        last_id,
+        extra=_unknown(decoded, PAGE_KEYS),
     )
 
 
