@@ -1,9 +1,11 @@
 """The wire edge: JSON bodies to records and records back to JSON-ready dicts.
 
 A private cattrs converter defines the conversion in both directions. It is strict about
-types (a string is never silently turned into a number, nor a number into a string).
-Fields it does not know are kept in each record's ``extra`` and given back by ``to_wire``,
-so the client keeps working as the API grows and re-served JSON loses nothing.
+types (a string is never silently turned into a number, nor a number into a string) but
+takes what can be read without loss: an integral float such as ``1e3`` where an integer is
+expected. Fields it does not know are kept in each record's
+``extra`` and given back by ``to_wire``, so the client keeps working as the API grows and
+re-served JSON loses nothing.
 
 Parsing is the hot path of a listing, so a valid page first goes through a hand-specialised
 function that checks exactly what the converter checks, about twice as fast. Anything it
@@ -55,9 +57,30 @@ def _strict_str(value: object, _: object) -> str:
 
 
 def _strict_int(value: object, _: object) -> int:
+    if isinstance(value, float):
+        return _integral(value)
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"expected an integer, got {type(value).__name__}")
     return value
+
+
+#: Every integer up to this size is exactly a float; past it, a float may be a neighbour.
+_EXACT_IN_A_FLOAT = 2**53
+
+
+def _integral(value: float) -> int:
+    """The integer a float such as ``1721764807.0`` or ``1e3`` stands for, read without loss.
+
+    JSON has one number type and some encoders write every number as a float; orjson also
+    reads ``1e3`` as a float. A fraction would have to be rounded, so it stays an error.
+    So does a float past 2**53: orjson reads integers beyond 64 bits as floats, and the
+    integer sent may not be the one the float holds.
+    """
+    if not value.is_integer():  # JSON has no NaN or infinity, and both are refused here
+        raise ValueError(f"expected an integer, got {value!r}")
+    if abs(value) > _EXACT_IN_A_FLOAT:
+        raise ValueError(f"expected an integer, got {value!r}, too large to read exactly")
+    return int(value)
 
 
 def _strict_number(value: object, _: object) -> float:
@@ -276,6 +299,20 @@ def _fast_checkpoint(item: Any) -> Checkpoint:
         or type(step_number) is not int
         or item.get("object", _CHECKPOINT_OBJECT) != _CHECKPOINT_OBJECT
     ):
+        if type(created_at) is float or type(step_number) is float:
+            # Checked here, off the common path: an integral float is read as its integer
+            # (a fraction raises) and the item is checked again with the integers.
+            return _fast_checkpoint(
+                {
+                    **item,
+                    "created_at": _integral(created_at)
+                    if type(created_at) is float
+                    else created_at,
+                    "step_number": _integral(step_number)
+                    if type(step_number) is float
+                    else step_number,
+                }
+            )
         raise TypeError("checkpoint")
     checkpoint_metrics = (
         CheckpointMetrics(*metrics)

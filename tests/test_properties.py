@@ -165,6 +165,37 @@ def test_records_of_equal_pages_are_equal_and_hash_alike(page: dict[str, Any]) -
     assert {first, *first.data} == {second, *second.data}
 
 
+def _as_float_text(value: int, spelling: int) -> str:
+    """``value`` written as JSON a float-minded encoder may send: ``2000.0``, ``2e3``..."""
+    digits = str(value).rstrip("0") or "0"
+    zeros = len(str(value)) - len(digits)
+    spellings = [f"{value}.0", f"{value}e0", f"{value}.000E+0", f"{digits}e{zeros}"]
+    return spellings[spelling % len(spellings)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(page=wire_pages(), data=st.data())
+def test_integral_floats_read_as_the_integers_they_are(
+    page: dict[str, Any], data: st.DataObject
+) -> None:
+    """``created_at`` or ``step_number`` written as ``1e3`` or ``1000.0`` reads as 1000."""
+    spelled = json.loads(json.dumps(page))
+    replacements = {}
+    for index, item in enumerate(spelled["data"]):
+        for key in ("created_at", "step_number"):
+            spelling = data.draw(st.one_of(st.none(), st.integers(0, 3)), label=f"{index}.{key}")
+            if spelling is not None:
+                placeholder = f"<{index}.{key}>"
+                replacements[f'"{placeholder}"'] = _as_float_text(item[key], spelling)
+                item[key] = placeholder
+    body = json.dumps(spelled)
+    for placeholder, text in replacements.items():
+        body = body.replace(placeholder, text)
+    parsed = parse_page(body.encode())
+    assert parsed == parse_page(json.dumps(page).encode())
+    assert to_wire(parsed) == page
+
+
 @settings(max_examples=100, deadline=None)
 @given(
     seconds=st.integers(min_value=0, max_value=4_102_444_800),
@@ -220,14 +251,25 @@ _item_keys = [
 ]
 
 
+#: What a damaged integer may be: integral or not, small or past what a float holds exactly.
+_near_integers = st.one_of(
+    st.integers(min_value=0, max_value=4_102_444_800).map(float),
+    st.sampled_from([1e3, 2.0**53, 2.0**53 + 2, 1e20, 0.5, -0.0, 1721764807.25]),
+)
+
+
 @st.composite
 def damaged_pages(draw: st.DrawFn) -> dict[str, Any]:
-    """A valid page with values replaced by arbitrary JSON, keys removed or added."""
+    """A valid page with values replaced by arbitrary JSON or floats, keys removed or added."""
     items = draw(st.lists(wire_checkpoints(unknown=draw(st.booleans())), min_size=1, max_size=3))
     page: dict[str, Any] = {"object": "list", "data": items, "has_more": draw(st.booleans())}
     page["first_id"] = items[0]["id"]
     page["last_id"] = items[-1]["id"]
     page.update(draw(_unknown_fields(PAGE_KEYS)))
+    for item in items:
+        for key in ("created_at", "step_number"):
+            if draw(st.booleans()):
+                item[key] = draw(_near_integers)
     for _ in range(draw(st.integers(min_value=0, max_value=3))):
         where = draw(st.sampled_from(["page", "item", "metric"]))
         target = page
@@ -253,7 +295,7 @@ def damaged_pages(draw: st.DrawFn) -> dict[str, Any]:
 def test_fast_parser_agrees_with_the_converter(page: dict[str, Any]) -> None:
     """The hot-path parser accepts exactly what the cattrs converter accepts, identically.
 
-    Identically means equal records, unknown fields included.
+    Identically means equal records, unknown fields and integers read from floats included.
     """
     from fine_tune_ckpt._wire import _fast_page, _structure_page
 

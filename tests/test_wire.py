@@ -225,6 +225,48 @@ async def test_unknown_fields_of_served_checkpoints_reach_the_client(
     assert to_wire(got[0])["metrics"]["new_metric"] == 0.25
 
 
+@pytest.mark.parametrize(
+    ("created_at", "step_number"),
+    [(b"1721764867.0", b"2000"), (b"1721764867", b"2e3"), (b"1.721764867e9", b"2000.0")],
+)
+def test_integral_floats_are_read_as_the_integers_they_are(
+    created_at: bytes, step_number: bytes
+) -> None:
+    """``1721764867.0`` or ``2e3`` where an integer is expected loses nothing and is read."""
+    raw = _page_with()
+    assert (raw["data"][0]["created_at"], raw["data"][0]["step_number"]) == (1721764867, 2000)
+    raw["data"][0].update(created_at="<created_at>", step_number="<step_number>")
+    body = (
+        _body(raw).replace(b'"<created_at>"', created_at).replace(b'"<step_number>"', step_number)
+    )
+    page = parse_page(body)
+    assert page == parse_page(_body(_page_with()))
+    assert type(page.data[0].step_number) is int
+    assert to_wire(page) == _page_with()  # the integers again
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("step_number", 1.5, "expected an integer, got 1.5 @ $.data[0].step_number"),
+        (
+            "created_at",
+            1721764807.25,
+            "expected an integer, got 1721764807.25 @ $.data[0].created_at",
+        ),
+        ("step_number", True, "expected an integer, got bool @ $.data[0].step_number"),
+        ("step_number", 2.0**64, "got 1.8446744073709552e+19, too large to read exactly @ $"),
+    ],
+)
+def test_a_fraction_or_a_boolean_for_an_integer_stays_an_error(
+    field: str, value: Any, expected: str
+) -> None:
+    """Reading a fraction (or a float past 2**53) as an integer could lose data: refused."""
+    raw = _page_with()
+    raw["data"][0][field] = value
+    assert expected in _problem(_body(raw))
+
+
 def test_records_are_frozen() -> None:
     """Records cannot be changed after parsing."""
     page = parse_page(_body(load_fixture("page_spec_example.json")))
