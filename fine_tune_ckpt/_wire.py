@@ -3,7 +3,7 @@
 A private cattrs converter defines the conversion in both directions. It is strict about
 types (a string is never silently turned into a number, nor a number into a string) but
 takes what can be read without loss: an integral float such as ``1e3`` where an integer is
-expected. Fields it does not know are kept in each record's
+expected, and a UTF-8 byte order mark. Fields it does not know are kept in each record's
 ``extra`` and given back by ``to_wire``, so the client keeps working as the API grows and
 re-served JSON loses nothing.
 
@@ -391,14 +391,46 @@ class RawPage:
         return found[-1].decode("utf-8", errors="replace") if found else None
 
 
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+#: Where the NUL bytes fall among the first four of JSON text in UTF-16 or UTF-32: JSON
+#: starts with two ASCII characters (RFC 4627, section 3). True marks a NUL.
+_NULS_OF: dict[tuple[bool, ...], str] = {
+    (True, True, True, False): "UTF-32",
+    (False, True, True, True): "UTF-32",
+    (True, False, True, False): "UTF-16",
+    (False, True, False, True): "UTF-16",
+}
+
+
+def _foreign_encoding(body: bytes) -> str | None:
+    """Name the encoding a body that is not UTF-8 JSON seems to be in, or ``None``."""
+    if body.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return "UTF-32"
+    if body.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "UTF-16"
+    # Exact patterns only: a gzip body (1f 8b 08 00) has a NUL too, and is not UTF-16.
+    return _NULS_OF.get(tuple(byte == 0 for byte in body[:4]))
+
+
 def _decode(raw: RawPage) -> dict[str, Any]:
     """Decode a 2xx answer's body; raise APIResponseValidationError unless a JSON object."""
+    body: bytes | memoryview = raw.body
+    if raw.body.startswith(_UTF8_BOM):
+        # Some servers and proxies put a byte order mark before UTF-8. It carries no data
+        # and RFC 8259 lets a parser ignore it, but orjson refuses it. A view, not a copy.
+        body = memoryview(raw.body)[len(_UTF8_BOM) :]
     try:
-        decoded = orjson.loads(raw.body)
+        decoded = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         preview = raw.body[:200].decode("utf-8", errors="replace")
+        encoding = _foreign_encoding(raw.body)
+        # Never decoded as that encoding: guessing wrong would mis-read the data silently.
+        reason = f"looks like {encoding}, not UTF-8; {exc}" if encoding else str(exc)
         raise APIResponseValidationError(
-            f"The API answered {raw.status_code} with a body that is not JSON ({exc}): {preview!r}",
+            f"The API answered {raw.status_code} with a body that is not JSON ({reason}): "
+            f"{preview!r}",
             status_code=raw.status_code,
             body=preview,
             request_id=raw.request_id,

@@ -152,6 +152,7 @@ def test_wire_to_record_to_wire_is_the_identity(page: dict[str, Any]) -> None:
     wire = to_wire(parsed)
     assert wire == page
     assert json.dumps(wire, sort_keys=True) == json.dumps(page, sort_keys=True)
+    assert parse_page(b"\xef\xbb\xbf" + body) == parsed
 
 
 @settings(max_examples=200, deadline=None)

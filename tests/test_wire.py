@@ -267,6 +267,43 @@ def test_a_fraction_or_a_boolean_for_an_integer_stays_an_error(
     assert expected in _problem(_body(raw))
 
 
+def test_a_utf8_byte_order_mark_is_accepted() -> None:
+    """A body that starts with a UTF-8 BOM reads as the same page without it."""
+    body = _body(_with_unknown_fields())
+    assert parse_page(b"\xef\xbb\xbf" + body) == parse_page(body)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "named"),
+    [
+        ("utf-16", "UTF-16"),
+        ("utf-16-le", "UTF-16"),
+        ("utf-16-be", "UTF-16"),
+        ("utf-32", "UTF-32"),
+        ("utf-32-le", "UTF-32"),
+    ],
+)
+def test_other_encodings_stay_a_clear_error(encoding: str, named: str) -> None:
+    """A UTF-16 or UTF-32 body is never guessed at: the error says what it looks like."""
+    body = json.dumps(_page_with()).encode(encoding)
+    message = _problem(body)
+    assert "not JSON" in message
+    assert f"looks like {named}, not UTF-8" in message
+
+
+def test_a_body_with_nul_bytes_is_not_called_utf16_unless_it_looks_so() -> None:
+    """A compressed body (gzip starts 1f 8b 08 00) is not JSON, and no encoding is guessed."""
+    message = _problem(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03")
+    assert "not JSON" in message
+    assert "looks like" not in message
+
+
+def test_a_byte_order_mark_alone_or_twice_is_not_json() -> None:
+    """Only one leading BOM is skipped; what follows must still be JSON."""
+    assert "not JSON" in _problem(b"\xef\xbb\xbf")
+    assert "not JSON" in _problem(b"\xef\xbb\xbf\xef\xbb\xbf{}")
+
+
 def test_records_are_frozen() -> None:
     """Records cannot be changed after parsing."""
     page = parse_page(_body(load_fixture("page_spec_example.json")))
