@@ -1,16 +1,208 @@
 """The records a listing yields: plain frozen attrs classes named and shaped as on the wire.
 
-They hold data only. Turning JSON into records and back lives in ``_wire``.
+They hold data only. Turning JSON into records and back lives in ``_wire``. Fields the API
+sends that this version does not know are kept, read-only, in each record's ``extra``, so
+that nothing the API said is lost when records are re-served.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator, Mapping
 from datetime import datetime
-from typing import Literal
+from typing import Any, Final, Literal, NoReturn, final
 
 import attrs
 
 __all__ = ["Checkpoint", "CheckpointMetrics", "CheckpointPage"]
+
+
+@final
+class FrozenJSONObject(Mapping[str, Any]):
+    """A read-only JSON object that compares like a dict and hashes.
+
+    Its values are frozen too: objects are ``FrozenJSONObject`` and arrays are tuples, so
+    nothing inside a record can change and every record stays hashable.
+    """
+
+    # _hash stays unset until asked for: one slot to set makes building one cheaper, and
+    # the parser builds one for every unknown field of every item.
+    __slots__ = ("_hash", "_items")
+
+    _items: dict[str, Any]
+    _hash: int
+
+    def __init__(self, items: dict[str, Any]) -> None:
+        """Wrap ``items``, whose values must already be frozen (see :func:`freeze_json`)."""
+        _set_items(self, items)
+
+    def __getitem__(self, key: str) -> Any:
+        """The value at ``key``."""
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        """The keys, in the order the API sent them."""
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        """How many keys."""
+        return len(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to any mapping with the same keys and values, as a dict is."""
+        if type(other) is FrozenJSONObject:
+            return self._items == other._items
+        if isinstance(other, Mapping):
+            return self._items == dict(other.items())
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        """A hash over keys and values, computed once."""
+        try:
+            return self._hash
+        except AttributeError:
+            value = hash(frozenset(self._items.items()))
+            _set_hash(self, value)
+            return value
+
+    def __repr__(self) -> str:
+        """Shown as the dict it reads like."""
+        return repr(self._items)
+
+    def __reduce__(self) -> str | tuple[type[FrozenJSONObject], tuple[dict[str, Any]]]:
+        """Pickle and copy by the wrapped items; the shared empty one stays shared."""
+        if self is NO_EXTRA:
+            return "NO_EXTRA"  # pickled by name: most records hold it
+        return (FrozenJSONObject, (self._items,))
+
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        """Refuse: the object is read-only."""
+        raise AttributeError(f"{type(self).__name__} is read-only")
+
+    def __delattr__(self, name: str) -> NoReturn:
+        """Refuse: the object is read-only."""
+        raise AttributeError(f"{type(self).__name__} is read-only")
+
+
+# The slots' own setters: __setattr__ refuses, and object.__setattr__ costs a third more.
+_set_items = FrozenJSONObject.__dict__["_items"].__set__
+_set_hash = FrozenJSONObject.__dict__["_hash"].__set__
+
+#: The ``extra`` of a record the API sent no unknown fields for; shared, since most are.
+NO_EXTRA: Final = FrozenJSONObject({})
+
+
+#: JSON scalars that are immutable already; float is apart, as it must be finite too.
+_IMMUTABLE_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def freeze_json(value: Any) -> Any:
+    """A read-only copy of a JSON value: objects become FrozenJSONObject, arrays tuples.
+
+    Raises TypeError for anything JSON cannot hold, so that ``to_wire`` always gives JSON.
+    """
+    # Exact types first: the parser freezes every unknown field of every item with this,
+    # and isinstance() against the Mapping ABC costs more than the rest put together.
+    kind = type(value)
+    if kind in _IMMUTABLE_SCALARS:
+        return value
+    if kind is dict:
+        # A loop, not freeze_items(): one call less per object, and objects nest.
+        items = {}
+        for key, inner in value.items():
+            if type(key) is not str:
+                raise TypeError(f"JSON object keys are strings, got {type(key).__name__}")
+            items[key] = inner if type(inner) in _IMMUTABLE_SCALARS else freeze_json(inner)
+        return FrozenJSONObject(items)
+    if kind is list or kind is tuple:
+        if _IMMUTABLE_SCALARS.issuperset(map(type, value)):
+            return tuple(value)
+        return tuple([freeze_json(inner) for inner in value])
+    if kind is float:
+        if math.isfinite(value):
+            return value
+        raise TypeError(f"JSON numbers are finite, got {value!r}")
+    if kind is FrozenJSONObject:
+        return value  # already frozen all the way down
+    # Subclasses last (an OrderedDict, an IntEnum): JSON encoders take them as their base.
+    if isinstance(value, Mapping):
+        return FrozenJSONObject(freeze_items(value))
+    if isinstance(value, list | tuple):
+        return tuple([freeze_json(inner) for inner in value])
+    if isinstance(value, float):
+        return freeze_json(float(value))
+    if isinstance(value, str | int):
+        return value
+    raise TypeError(f"not a JSON value: {type(value).__name__}")
+
+
+def freeze_items(value: Mapping[Any, Any]) -> dict[str, Any]:
+    """The items of a JSON object with their values frozen."""
+    items = {}
+    for key, inner in value.items():
+        if type(key) is not str and not isinstance(key, str):
+            raise TypeError(f"JSON object keys are strings, got {type(key).__name__}")
+        items[key] = inner if type(inner) in _IMMUTABLE_SCALARS else freeze_json(inner)
+    return items
+
+
+def unknown_fields(value: dict[str, Any], known: frozenset[str]) -> Mapping[str, Any]:
+    """The fields of a decoded JSON object outside ``known``, frozen; usually none.
+
+    A set difference finds them in C, so an item pays for its unknown fields only, not
+    for every field it has: when the API adds a field, every item of every page has it.
+    """
+    names = value.keys() - known
+    if not names:
+        return NO_EXTRA
+    if len(names) > 1:  # a set has no order; JSON objects keep theirs through to_wire
+        names = [name for name in value if name in names]  # type: ignore[assignment]
+    items = {}
+    for name in names:  # a loop: a comprehension is one more frame, for one key usually
+        inner = value[name]
+        items[name] = inner if type(inner) in _IMMUTABLE_SCALARS else freeze_json(inner)
+    return FrozenJSONObject(items)
+
+
+def thaw_json(value: Any) -> Any:
+    """The plain JSON value (dicts and lists) a frozen one was made from."""
+    if type(value) is FrozenJSONObject:
+        return {key: thaw_json(inner) for key, inner in value.items()}
+    if type(value) is tuple:
+        return [thaw_json(inner) for inner in value]
+    return value
+
+
+def _freeze_extra(value: object, known: frozenset[str], owner: str) -> Mapping[str, Any]:
+    """Freeze unknown fields, refusing any that would shadow one of the record's own."""
+    if type(value) is not FrozenJSONObject:  # the parser hands over frozen ones
+        if not isinstance(value, Mapping):
+            raise TypeError(f"extra must be a mapping, got {type(value).__name__}")
+        value = freeze_json(value)
+    frozen: FrozenJSONObject = value  # type: ignore[assignment]  # checked or frozen above
+    if not frozen._items:
+        return NO_EXTRA
+    if not known.isdisjoint(frozen._items):
+        # Two values for one field: to_wire could give back only one of them.
+        clash = ", ".join(sorted(known.intersection(frozen._items)))
+        raise ValueError(f"extra holds fields {owner} knows: {clash}")
+    return frozen
+
+
+# One converter per record: attrs and mypy take only named functions as converters. The
+# identity check first keeps the common case (nothing unknown) cheap on the hot path. They
+# take ``object``, checked at run time, so that ``CheckpointMetrics(**floats)`` still
+# type-checks: mypy would match every value of such a dict against this parameter too.
+def _metrics_extra(value: object) -> Mapping[str, Any]:
+    return value if value is NO_EXTRA else _freeze_extra(value, METRICS_KEYS, "CheckpointMetrics")
+
+
+def _checkpoint_extra(value: object) -> Mapping[str, Any]:
+    return value if value is NO_EXTRA else _freeze_extra(value, CHECKPOINT_KEYS, "Checkpoint")
+
+
+def _page_extra(value: object) -> Mapping[str, Any]:
+    return value if value is NO_EXTRA else _freeze_extra(value, PAGE_KEYS, "CheckpointPage")
 
 
 @attrs.frozen
@@ -31,6 +223,10 @@ class CheckpointMetrics:
     full_valid_loss: float | None = None
     #: Validation mean token accuracy over the full validation set.
     full_valid_mean_token_accuracy: float | None = None
+    #: Fields the API sent that this version does not know (the official SDK's
+    #: ``model_extra``), read-only: JSON objects in it are read-only mappings and arrays
+    #: are tuples. ``to_wire`` gives them back as sent. Empty when there are none.
+    extra: Mapping[str, Any] = attrs.field(default=NO_EXTRA, converter=_metrics_extra, kw_only=True)
 
 
 @attrs.frozen
@@ -51,6 +247,12 @@ class Checkpoint:
     step_number: int
     #: The object type, always ``fine_tuning.job.checkpoint``.
     object: Literal["fine_tuning.job.checkpoint"] = "fine_tuning.job.checkpoint"
+    #: Fields the API sent that this version does not know (the official SDK's
+    #: ``model_extra``), read-only: JSON objects in it are read-only mappings and arrays
+    #: are tuples. ``to_wire`` gives them back as sent. Empty when there are none.
+    extra: Mapping[str, Any] = attrs.field(
+        default=NO_EXTRA, converter=_checkpoint_extra, kw_only=True
+    )
 
 
 @attrs.frozen
@@ -67,6 +269,10 @@ class CheckpointPage:
     last_id: str | None = None
     #: The object type, always ``list``.
     object: Literal["list"] = "list"
+    #: Fields the API sent that this version does not know (the official SDK's
+    #: ``model_extra``), read-only: JSON objects in it are read-only mappings and arrays
+    #: are tuples. ``to_wire`` gives them back as sent. Empty when there are none.
+    extra: Mapping[str, Any] = attrs.field(default=NO_EXTRA, converter=_page_extra, kw_only=True)
 
     @property
     def next_after(self) -> str | None:
@@ -77,3 +283,13 @@ class CheckpointPage:
         if not self.has_more or not self.data:
             return None
         return self.data[-1].id
+
+
+def _wire_keys(record: type[attrs.AttrsInstance]) -> frozenset[str]:
+    return frozenset(field.name for field in attrs.fields(record) if field.name != "extra")
+
+
+#: The keys each record reads from the wire; any other key goes to its ``extra``.
+METRICS_KEYS: Final = _wire_keys(CheckpointMetrics)
+CHECKPOINT_KEYS: Final = _wire_keys(Checkpoint)
+PAGE_KEYS: Final = _wire_keys(CheckpointPage)

@@ -1,8 +1,11 @@
 """The wire edge: JSON bodies to records and records back to JSON-ready dicts.
 
 A private cattrs converter defines the conversion in both directions. It is strict about
-types (a string is never silently turned into a number, nor a number into a string) and
-lenient about fields it does not know, so the client keeps working as the API grows.
+types (a string is never silently turned into a number, nor a number into a string) but
+takes what can be read without loss: an integral float such as ``1e3`` where an integer is
+expected, and a UTF-8 byte order mark. Fields it does not know are kept in each record's
+``extra`` and given back by ``to_wire``, so the client keeps working as the API grows and
+re-served JSON loses nothing.
 
 Parsing is the hot path of a listing, so a valid page first goes through a hand-specialised
 function that checks exactly what the converter checks, about twice as fast. Anything it
@@ -25,7 +28,17 @@ if TYPE_CHECKING:
     import cattrs
 
 from ._errors import APIResponseValidationError
-from ._models import Checkpoint, CheckpointMetrics, CheckpointPage
+from ._models import (
+    CHECKPOINT_KEYS,
+    METRICS_KEYS,
+    NO_EXTRA,
+    PAGE_KEYS,
+    Checkpoint,
+    CheckpointMetrics,
+    CheckpointPage,
+    thaw_json,
+)
+from ._models import unknown_fields as _unknown
 
 __all__ = ["RawPage", "parse_page", "structure_page", "to_wire"]
 
@@ -44,9 +57,30 @@ def _strict_str(value: object, _: object) -> str:
 
 
 def _strict_int(value: object, _: object) -> int:
+    if isinstance(value, float):
+        return _integral(value)
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"expected an integer, got {type(value).__name__}")
     return value
+
+
+#: Every integer up to this size is exactly a float; past it, a float may be a neighbour.
+_EXACT_IN_A_FLOAT = 2**53
+
+
+def _integral(value: float) -> int:
+    """The integer a float such as ``1721764807.0`` or ``1e3`` stands for, read without loss.
+
+    JSON has one number type and some encoders write every number as a float; orjson also
+    reads ``1e3`` as a float. A fraction would have to be rounded, so it stays an error.
+    So does a float past 2**53: orjson reads integers beyond 64 bits as floats, and the
+    integer sent may not be the one the float holds.
+    """
+    if not value.is_integer():  # JSON has no NaN or infinity, and both are refused here
+        raise ValueError(f"expected an integer, got {value!r}")
+    if abs(value) > _EXACT_IN_A_FLOAT:
+        raise ValueError(f"expected an integer, got {value!r}, too large to read exactly")
+    return int(value)
 
 
 def _strict_number(value: object, _: object) -> float:
@@ -78,13 +112,31 @@ def _unix_time(value: object, _: object) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-def _object_of(structure: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
-    """Wrap a generated hook so that anything but a JSON object is refused by name."""
+def _object_of(
+    structure: Callable[[Any, Any], Any], known: frozenset[str]
+) -> Callable[[Any, Any], Any]:
+    """Wrap a generated hook: refuse anything but a JSON object by name, keep unknown fields."""
 
     def hook(value: Any, type_: Any) -> Any:
         if not isinstance(value, dict):
             raise TypeError(f"expected an object, got {type(value).__name__}")
-        return structure(value, type_)
+        record = structure(value, type_)
+        extra = _unknown(value, known)
+        # Evolved after structuring: the generated hook must never read a wire key that
+        # happens to be called "extra" into the record's own field.
+        return record if extra is NO_EXTRA else attrs.evolve(record, extra=extra)
+
+    return hook
+
+
+def _with_extra(unstructure: Callable[[Any], dict[str, Any]]) -> Callable[[Any], dict[str, Any]]:
+    """Wrap a generated hook so that the unknown fields go back after the known ones."""
+
+    def hook(record: Any) -> dict[str, Any]:
+        wire = unstructure(record)
+        if record.extra:
+            wire.update(thaw_json(record.extra))
+        return wire
 
     return hook
 
@@ -105,9 +157,12 @@ def _make_converter() -> cattrs.Converter:
     converter.register_unstructure_hook(datetime, lambda moment: int(moment.timestamp()))
 
     # Generated hooks would take a list or string for an object ('step' in "steps").
-    for record in (CheckpointMetrics, Checkpoint):
+    # "extra" is never a wire key: the wrapping hooks fill and empty it.
+    no_extra = override(omit=True)
+    for record, known in ((CheckpointMetrics, METRICS_KEYS), (Checkpoint, CHECKPOINT_KEYS)):
         converter.register_structure_hook(
-            record, _object_of(make_dict_structure_fn(record, converter))
+            record,
+            _object_of(make_dict_structure_fn(record, converter, extra=no_extra), known),
         )
     items_hook = converter.get_structure_hook(tuple[Checkpoint, ...])
 
@@ -119,16 +174,33 @@ def _make_converter() -> cattrs.Converter:
 
     converter.register_structure_hook(
         CheckpointPage,
-        make_dict_structure_fn(CheckpointPage, converter, data=override(struct_hook=_items)),
+        _object_of(
+            make_dict_structure_fn(
+                CheckpointPage, converter, data=override(struct_hook=_items), extra=no_extra
+            ),
+            PAGE_KEYS,
+        ),
     )
     # The API leaves out the metrics it did not measure; so do we, for an exact round trip.
     converter.register_unstructure_hook(
         CheckpointMetrics,
-        make_dict_unstructure_fn(CheckpointMetrics, converter, _cattrs_omit_if_default=True),
+        _with_extra(
+            make_dict_unstructure_fn(
+                CheckpointMetrics, converter, _cattrs_omit_if_default=True, extra=no_extra
+            )
+        ),
+    )
+    converter.register_unstructure_hook(
+        Checkpoint,
+        _with_extra(make_dict_unstructure_fn(Checkpoint, converter, extra=no_extra)),
     )
     converter.register_unstructure_hook(
         CheckpointPage,
-        make_dict_unstructure_fn(CheckpointPage, converter, data=override(unstruct_hook=_list_of)),
+        _with_extra(
+            make_dict_unstructure_fn(
+                CheckpointPage, converter, data=override(unstruct_hook=_list_of), extra=no_extra
+            )
+        ),
     )
     return converter
 
@@ -157,6 +229,10 @@ def _unstructure_checkpoint(checkpoint: Checkpoint) -> dict[str, Any]:
 
 _NUMBER_OR_NONE = frozenset({int, float, type(None)})
 _CHECKPOINT_OBJECT = "fine_tuning.job.checkpoint"
+_METRIC_COUNT = len(METRICS_KEYS)
+_CHECKPOINT_KEY_COUNT = len(CHECKPOINT_KEYS)
+# Bound once: looking the classmethod up for every item costs a fifth of the call.
+_from_timestamp = datetime.fromtimestamp
 
 
 def _fast_checkpoint(item: Any) -> Checkpoint:
@@ -168,16 +244,46 @@ def _fast_checkpoint(item: Any) -> Checkpoint:
     wire_metrics = item["metrics"]
     if type(wire_metrics) is not dict:
         raise TypeError("metrics")
-    get = wire_metrics.get
-    metrics = (
-        get("step"),
-        get("train_loss"),
-        get("train_mean_token_accuracy"),
-        get("valid_loss"),
-        get("valid_mean_token_accuracy"),
-        get("full_valid_loss"),
-        get("full_valid_mean_token_accuracy"),
-    )
+    metrics: tuple[Any, ...] | None = None
+    if len(wire_metrics) >= _METRIC_COUNT:
+        # The usual case. Subscripts are quicker than get(), and when all seven succeed
+        # they also prove that any further key is unknown: none, on seven keys.
+        try:
+            metrics = (
+                wire_metrics["step"],
+                wire_metrics["train_loss"],
+                wire_metrics["train_mean_token_accuracy"],
+                wire_metrics["valid_loss"],
+                wire_metrics["valid_mean_token_accuracy"],
+                wire_metrics["full_valid_loss"],
+                wire_metrics["full_valid_mean_token_accuracy"],
+            )
+        except KeyError:
+            pass  # some metric is absent: read them as below
+        else:
+            metrics_extra = (
+                NO_EXTRA
+                if len(wire_metrics) == _METRIC_COUNT
+                else _unknown(wire_metrics, METRICS_KEYS)
+            )
+    if metrics is None:
+        get = wire_metrics.get
+        metrics = (
+            get("step"),
+            get("train_loss"),
+            get("train_mean_token_accuracy"),
+            get("valid_loss"),
+            get("valid_mean_token_accuracy"),
+            get("full_valid_loss"),
+            get("full_valid_mean_token_accuracy"),
+        )
+        # Counting is cheaper than comparing key sets: each metric read is one key unless
+        # it was absent (or null: then _unknown finds nothing, which is right too).
+        metrics_extra = (
+            NO_EXTRA
+            if len(wire_metrics) + metrics.count(None) == _METRIC_COUNT
+            else _unknown(wire_metrics, METRICS_KEYS)
+        )
     checkpoint_id = item["id"]
     created_at = item["created_at"]
     model = item["fine_tuned_model_checkpoint"]
@@ -185,7 +291,7 @@ def _fast_checkpoint(item: Any) -> Checkpoint:
     step_number = item["step_number"]
     # type() is, not isinstance: bool is an int subclass and must be refused.
     if (
-        not {type(value) for value in metrics} <= _NUMBER_OR_NONE
+        not _NUMBER_OR_NONE.issuperset(map(type, metrics))
         or type(checkpoint_id) is not str
         or type(created_at) is not int
         or type(model) is not str
@@ -193,14 +299,44 @@ def _fast_checkpoint(item: Any) -> Checkpoint:
         or type(step_number) is not int
         or item.get("object", _CHECKPOINT_OBJECT) != _CHECKPOINT_OBJECT
     ):
+        if type(created_at) is float or type(step_number) is float:
+            # Checked here, off the common path: an integral float is read as its integer
+            # (a fraction raises) and the item is checked again with the integers.
+            return _fast_checkpoint(
+                {
+                    **item,
+                    "created_at": _integral(created_at)
+                    if type(created_at) is float
+                    else created_at,
+                    "step_number": _integral(step_number)
+                    if type(step_number) is float
+                    else step_number,
+                }
+            )
         raise TypeError("checkpoint")
+    checkpoint_metrics = (
+        CheckpointMetrics(*metrics)
+        if metrics_extra is NO_EXTRA
+        else CheckpointMetrics(*metrics, extra=metrics_extra)
+    )
+    # Likewise: the six keys read above, "object", and nothing else means none is unknown.
+    if len(item) == _CHECKPOINT_KEY_COUNT and "object" in item:
+        return Checkpoint(
+            checkpoint_id,
+            _from_timestamp(created_at, UTC),
+            model,
+            job_id,
+            checkpoint_metrics,
+            step_number,
+        )
     return Checkpoint(
         checkpoint_id,
-        datetime.fromtimestamp(created_at, UTC),
+        _from_timestamp(created_at, UTC),
         model,
         job_id,
-        CheckpointMetrics(*metrics),
+        checkpoint_metrics,
         step_number,
+        extra=_unknown(item, CHECKPOINT_KEYS),
     )
 
 
@@ -219,7 +355,11 @@ def _fast_page(decoded: dict[str, Any]) -> CheckpointPage:
     ):
         raise TypeError("page")
     return CheckpointPage(
-        tuple([_fast_checkpoint(item) for item in data]), has_more, first_id, last_id
+        tuple([_fast_checkpoint(item) for item in data]),
+        has_more,
+        first_id,
+        last_id,
+        extra=_unknown(decoded, PAGE_KEYS),
     )
 
 
@@ -253,14 +393,46 @@ class RawPage:
         return found[-1].decode("utf-8", errors="replace") if found else None
 
 
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+#: Where the NUL bytes fall among the first four of JSON text in UTF-16 or UTF-32: JSON
+#: starts with two ASCII characters (RFC 4627, section 3). True marks a NUL.
+_NULS_OF: dict[tuple[bool, ...], str] = {
+    (True, True, True, False): "UTF-32",
+    (False, True, True, True): "UTF-32",
+    (True, False, True, False): "UTF-16",
+    (False, True, False, True): "UTF-16",
+}
+
+
+def _foreign_encoding(body: bytes) -> str | None:
+    """Name the encoding a body that is not UTF-8 JSON seems to be in, or ``None``."""
+    if body.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return "UTF-32"
+    if body.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "UTF-16"
+    # Exact patterns only: a gzip body (1f 8b 08 00) has a NUL too, and is not UTF-16.
+    return _NULS_OF.get(tuple(byte == 0 for byte in body[:4]))
+
+
 def _decode(raw: RawPage) -> dict[str, Any]:
     """Decode a 2xx answer's body; raise APIResponseValidationError unless a JSON object."""
+    body: bytes | memoryview = raw.body
+    if raw.body.startswith(_UTF8_BOM):
+        # Some servers and proxies put a byte order mark before UTF-8. It carries no data
+        # and RFC 8259 lets a parser ignore it, but orjson refuses it. A view, not a copy.
+        body = memoryview(raw.body)[len(_UTF8_BOM) :]
     try:
-        decoded = orjson.loads(raw.body)
+        decoded = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         preview = raw.body[:200].decode("utf-8", errors="replace")
+        encoding = _foreign_encoding(raw.body)
+        # Never decoded as that encoding: guessing wrong would mis-read the data silently.
+        reason = f"looks like {encoding}, not UTF-8; {exc}" if encoding else str(exc)
         raise APIResponseValidationError(
-            f"The API answered {raw.status_code} with a body that is not JSON ({exc}): {preview!r}",
+            f"The API answered {raw.status_code} with a body that is not JSON ({reason}): "
+            f"{preview!r}",
             status_code=raw.status_code,
             body=preview,
             request_id=raw.request_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, assert_type
 
@@ -32,6 +33,9 @@ async def usage(session: aiohttp.ClientSession) -> None:
             assert_type(checkpoint.created_at, datetime)
             assert_type(checkpoint.metrics, CheckpointMetrics)
             assert_type(checkpoint.metrics.full_valid_loss, float | None)
+            assert_type(checkpoint.extra, Mapping[str, Any])
+            assert_type(page.extra, Mapping[str, Any])
+            assert_type(checkpoint.metrics.extra, Mapping[str, Any])
         async for each_page in pager.pages():
             assert_type(each_page, CheckpointPage)
         assert_type(await pager.to_list(), list[Checkpoint])
