@@ -220,6 +220,7 @@ def error_for_status(
 
 def _decode_error_body(body: bytes) -> object | None:
     """Decode an error body as JSON, else as text; an HTML error page stays readable."""
+    body = body.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte order mark, as on pages
     if not body:
         return None
     try:

@@ -86,3 +86,13 @@ def test_connection_and_timeout_errors_are_api_errors() -> None:
 def test_resume_after_defaults_to_none() -> None:
     """An error not raised while paging has no cursor to resume from."""
     assert ftc.APIConnectionError("x").resume_after is None
+
+
+def test_an_error_body_with_a_byte_order_mark_is_still_read() -> None:
+    """A UTF-8 BOM before an error body does not hide the API's code and message."""
+    from fine_tune_ckpt._errors import error_for_status
+
+    body = b'\xef\xbb\xbf{"error": {"message": "No such job", "code": "not_found"}}'
+    error = error_for_status(404, body, {})
+    assert error.code == "not_found"
+    assert "No such job" in error.message
