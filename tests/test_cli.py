@@ -388,8 +388,19 @@ async def test_list_turns_bad_settings_into_one_line_exit_2(
     [
         {"OPENAI_BASE_URL": "ftp://example.invalid/v1"},
         {"OPENAI_BASE_URL": "http://127.0.0.1:9/v1?x=1"},
+        {"OPENAI_API_KEY": "sk-first\nsk-second"},
+        {"OPENAI_API_KEY": "sk-a\x1bb"},
+        {"OPENAI_ORG_ID": "org-a\rb"},
+        {"OPENAI_PROJECT_ID": "proj_\u200bx"},
     ],
-    ids=["base-url-scheme", "base-url-query"],
+    ids=[
+        "base-url-scheme",
+        "base-url-query",
+        "key-newline",
+        "key-escape",
+        "org-cr",
+        "project-zwsp",
+    ],
 )
 async def test_bad_environment_is_one_line_exit_2(settings: dict[str, str]) -> None:
     """An OPENAI_* variable the client refuses exits 2 with one line, before any request."""
@@ -399,6 +410,7 @@ async def test_bad_environment_is_one_line_exit_2(settings: dict[str, str]) -> N
     assert run.code == 2
     assert run.err.count("\n") == 1
     assert "Traceback" not in run.err
+    assert "sk-second" not in run.err
 
 
 async def test_server_text_in_an_error_line_stays_one_line() -> None:
