@@ -117,3 +117,42 @@ async def test_a_lent_pool_is_respected(slow_server: tuple[SlowServer, str]) -> 
         )
     assert server.most_in_flight <= 5
     assert server.arrived == 15
+
+
+async def test_slots_serve_waiters_in_order_and_survive_cancellation() -> None:
+    """Waiters are served in order; a cancelled one never loses or keeps a slot.
+
+    A waiter cancelled before its turn gives up its place; one cancelled just after being
+    served passes the slot on.
+    """
+    from fine_tune_ckpt._transport import _Slots
+
+    slots = _Slots(1)
+    assert slots.take()
+    assert not slots.take()
+    served: list[str] = []
+
+    async def wait(name: str) -> None:
+        await slots.wait()
+        served.append(name)
+
+    first = asyncio.ensure_future(wait("first"))
+    cancelled = asyncio.ensure_future(wait("cancelled"))
+    last = asyncio.ensure_future(wait("last"))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    slots.give_back()  # to "first"
+    await asyncio.sleep(0)
+    slots.give_back()  # "cancelled" is gone: to "last"
+    await asyncio.gather(first, last, cancelled, return_exceptions=True)
+    assert served == ["first", "last"]
+
+    late = asyncio.ensure_future(slots.wait())
+    await asyncio.sleep(0)
+    slots.give_back()  # handed over...
+    late.cancel()  # ...and cancelled before it could run: the slot must not be lost
+    await asyncio.gather(late, return_exceptions=True)
+    slots.give_back()
+    assert slots.take()
+    assert slots.take()
+    assert not slots.take()
