@@ -14,6 +14,7 @@ from ._client import (
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
+    AsyncAzureClient,
     AsyncClient,
 )
 from ._clock import Clock, SystemClock
@@ -52,6 +53,7 @@ __all__ = [
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
+    "AsyncAzureClient",
     "AsyncCheckpointPager",
     "AsyncCheckpointsResource",
     "AsyncClient",

@@ -1,19 +1,26 @@
-"""``AsyncClient``: configuration, the shared transport, and the resources built on it."""
+"""``AsyncClient`` and ``AsyncAzureClient``: configuration, the shared transport, resources.
+
+Both build the same client; they differ only in the backend (``_backends``) they choose:
+where requests go and how they authenticate.
+"""
 
 from __future__ import annotations
 
 import os
 import platform
+import re
 import ssl
-import unicodedata
+from collections.abc import Mapping
 from types import TracebackType
 
 import aiohttp
 from yarl import URL
 
 from ._args import check_non_negative_int, check_optional_seconds, check_positive_int
+from ._backends import Backend, Credential, TokenProvider, azure_base_url, check_header_value
 from ._clock import Clock, SystemClock
 from ._errors import FineTuneCkptError
+from ._proxies import ProxyRules, check_proxy_url
 from ._resource import AsyncCheckpointsResource
 from ._transport import DEFAULT_MAX_CONNECTIONS, Transport
 from ._version import __version__
@@ -23,6 +30,7 @@ __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_TIMEOUT",
+    "AsyncAzureClient",
     "AsyncClient",
 ]
 
@@ -38,6 +46,11 @@ _USER_AGENT = (
     f"(Python {platform.python_version()}; aiohttp {aiohttp.__version__})"
 )
 
+#: Header and query names whose values are treated as secrets (never in an error).
+_SENSITIVE_NAME = re.compile(r"auth|key|token|secret|password|signature|cookie|credential", re.I)
+#: What an HTTP header name may be made of (RFC 9110 "token").
+_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+
 
 class AsyncClient:
     """An async client for the fine-tuning checkpoints API.
@@ -45,10 +58,21 @@ class AsyncClient:
     Use it as ``async with AsyncClient() as client:`` or call :meth:`aclose` when done.
     Every argument is optional and keyword-only:
 
-    - ``api_key``: else ``OPENAI_API_KEY``; one of them is required.
+    - ``api_key``: else ``OPENAI_API_KEY``; one of them is required. A function returning
+      the key (or an awaitable of it) instead of a string is called before every attempt,
+      retries included: for keys or tokens that change over time.
     - ``base_url``: else ``OPENAI_BASE_URL``, else ``https://api.openai.com/v1``.
     - ``organization`` / ``project``: else ``OPENAI_ORG_ID`` / ``OPENAI_PROJECT_ID``;
       sent as ``OpenAI-Organization`` / ``OpenAI-Project`` when set.
+    - ``default_headers`` / ``default_query``: sent with every request of every page (a
+      gateway's own headers, or a query its URL needs); the page's ``after``/``limit``
+      win over a query parameter of the same name. Both go only to the API's origin,
+      and values under names such as ``*key*``, ``*token*`` or ``*auth*`` are kept out of
+      errors like the key.
+    - ``proxy``: an ``http://`` or ``https://`` proxy for every request. Without it, the
+      client's own session follows ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY``/
+      ``NO_PROXY`` as the official SDK does (loopback is never proxied); HTTPS goes
+      through a ``CONNECT`` tunnel. A password in it never shows in an error.
 
     - ``timeout``: seconds per attempt (``None``: no limit).
     - ``deadline``: seconds for one request including all its retries and waits
@@ -78,7 +102,7 @@ class AsyncClient:
     def __init__(
         self,
         *,
-        api_key: str | None = None,
+        api_key: str | TokenProvider | None = None,
         base_url: str | URL | None = None,
         organization: str | None = None,
         project: str | None = None,
@@ -86,22 +110,70 @@ class AsyncClient:
         deadline: float | None = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        default_headers: Mapping[str, str] | None = None,
+        default_query: Mapping[str, str | int] | None = None,
+        proxy: str | URL | None = None,
         session: aiohttp.ClientSession | None = None,
         ssl_context: ssl.SSLContext | None = None,
         clock: Clock | None = None,
     ) -> None:
         """Configure the client; no connection is made until the first request."""
-        key = _credential("api_key", api_key, "OPENAI_API_KEY")
-        if key is None:
+        credential = _key_credential(
+            "api_key", api_key, "OPENAI_API_KEY", header="Authorization", prefix="Bearer "
+        )
+        if credential is None:
             raise FineTuneCkptError(
                 "No API key: pass api_key=... to AsyncClient or set the OPENAI_API_KEY "
                 "environment variable"
             )
-        self.base_url: URL = _check_base_url(
+        base, base_query = _check_base_url(
             _setting("base_url", base_url, "OPENAI_BASE_URL") or DEFAULT_BASE_URL
         )
         self.organization = _credential("organization", organization, "OPENAI_ORG_ID")
         self.project = _credential("project", project, "OPENAI_PROJECT_ID")
+        fixed: dict[str, str] = {}
+        if self.organization:
+            fixed["OpenAI-Organization"] = self.organization
+        if self.project:
+            fixed["OpenAI-Project"] = self.project
+        self._configure(
+            base_url=base,
+            query=base_query,
+            credential=credential,
+            fixed_credentials=fixed,
+            timeout=timeout,
+            deadline=deadline,
+            max_retries=max_retries,
+            max_connections=max_connections,
+            default_headers=default_headers,
+            default_query=default_query,
+            proxy=proxy,
+            session=session,
+            ssl_context=ssl_context,
+            clock=clock,
+        )
+
+    def _configure(
+        self,
+        *,
+        base_url: URL,
+        query: Mapping[str, str],
+        credential: Credential,
+        fixed_credentials: Mapping[str, str],
+        timeout: float | None,
+        deadline: float | None,
+        max_retries: int,
+        max_connections: int,
+        default_headers: Mapping[str, str] | None,
+        default_query: Mapping[str, str | int] | None,
+        proxy: str | URL | None,
+        session: aiohttp.ClientSession | None,
+        ssl_context: ssl.SSLContext | None,
+        clock: Clock | None,
+    ) -> None:
+        """Check what every client shares, then build its backend, transport and resources."""
+        #: The base URL endpoint paths are appended to.
+        self.base_url: URL = base_url
         self.timeout = check_optional_seconds("timeout", timeout)
         self.deadline = check_optional_seconds("deadline", deadline)
         self.max_retries = check_non_negative_int("max_retries", max_retries)
@@ -112,15 +184,38 @@ class AsyncClient:
             )
         if session is not None:
             _check_lent_session(session)
+        headers = _check_default_headers(default_headers)
+        extra_query = _check_default_query(default_query)
+        explicit_proxy = None if proxy is None else check_proxy_url(proxy, source="proxy")
+        # A lent session is configured by its owner: only an explicit proxy applies to it.
+        proxies = (
+            ProxyRules(explicit=explicit_proxy)
+            if session is not None
+            else ProxyRules.from_environment(os.environ, explicit=explicit_proxy)
+        )
 
-        credentials = {"Authorization": f"Bearer {key}"}
-        if self.organization:
-            credentials["OpenAI-Organization"] = self.organization
-        if self.project:
-            credentials["OpenAI-Project"] = self.project
+        secret_headers = {name: value for name, value in headers.items() if _sensitive(name)}
+        origin_headers = {name: value for name, value in headers.items() if not _sensitive(name)}
+        credentials = {**fixed_credentials, **secret_headers}
+        if credential.provider is None:
+            assert credential.value is not None  # noqa: S101 - fixed when there is no provider
+            credentials = {credential.header: credential.prefix + credential.value, **credentials}
+        secrets = [value for name, value in extra_query.items() if _sensitive(name)]
+        secrets += [value for name, value in query.items() if _sensitive(name)]
+
+        self._backend = Backend(
+            base_url=base_url,
+            query=tuple({**query, **extra_query}.items()),
+            fixed_credentials=credentials,
+            provider_credential=credential if credential.provider is not None else None,
+        )
         self._transport = Transport(
             headers={"Accept": "application/json", "User-Agent": _USER_AGENT},
             credentials=credentials,
+            origin_headers=origin_headers,
+            credential=self._backend.provider_credential,
+            extra_secrets=tuple(secrets) + proxies.secrets(),
+            proxies=proxies,
             max_connections=self.max_connections,
             timeout=self.timeout,
             deadline=self.deadline,
@@ -130,12 +225,12 @@ class AsyncClient:
             clock=clock if clock is not None else SystemClock(),
         )
         #: The checkpoints endpoint: ``client.checkpoints.list(job_id)``.
-        self.checkpoints = AsyncCheckpointsResource(self._transport, self.base_url)
+        self.checkpoints = AsyncCheckpointsResource(self._transport, self._backend)
 
     def __repr__(self) -> str:
         """Show the configuration, never the API key."""
         return (
-            f"AsyncClient(base_url={str(self.base_url)!r}, timeout={self.timeout!r}, "
+            f"{type(self).__name__}(base_url={str(self.base_url)!r}, timeout={self.timeout!r}, "
             f"deadline={self.deadline!r}, max_retries={self.max_retries!r})"
         )
 
@@ -162,6 +257,135 @@ class AsyncClient:
         await self.aclose()
 
 
+class AsyncAzureClient(AsyncClient):
+    """A client for Azure OpenAI, named after the official SDK's ``AsyncAzureOpenAI``.
+
+    Keyword-only, with every :class:`AsyncClient` option too (``timeout``, ``deadline``,
+    ``max_retries``, ``default_headers``, ``proxy``, ``session``, ``clock``, ...):
+
+    - ``azure_endpoint``: else ``AZURE_OPENAI_ENDPOINT``, e.g.
+      ``https://my-resource.openai.azure.com``; or ``base_url`` instead (not both), used
+      as given.
+    - ``api_version``: else ``OPENAI_API_VERSION``; required. A dated version such as
+      ``2024-10-21`` is served under ``/openai`` with ``api-version`` on every request;
+      ``"v1"`` under ``/openai/v1`` with none; ``"preview"`` under ``/openai/v1`` with
+      ``api-version=preview``.
+    - ``api_key``: else ``AZURE_OPENAI_API_KEY``; sent as the ``api-key`` header. A
+      function returning it (or an awaitable of it) is called before every attempt.
+    - ``azure_ad_token`` (else ``AZURE_OPENAI_AD_TOKEN``) or ``azure_ad_token_provider``
+      (a function returning a Microsoft Entra ID token, or an awaitable of it, such as
+      azure-identity's ``get_bearer_token_provider``): sent as ``Authorization: Bearer``;
+      a token wins over a key, as in the official SDK.
+
+    Azure's answers name the request in ``apim-request-id``, which errors carry as
+    ``request_id``; its error bodies map to the same error classes.
+    """
+
+    def __init__(
+        self,
+        *,
+        azure_endpoint: str | URL | None = None,
+        api_version: str | None = None,
+        api_key: str | TokenProvider | None = None,
+        azure_ad_token: str | None = None,
+        azure_ad_token_provider: TokenProvider | None = None,
+        base_url: str | URL | None = None,
+        organization: str | None = None,
+        project: str | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        deadline: float | None = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        default_headers: Mapping[str, str] | None = None,
+        default_query: Mapping[str, str | int] | None = None,
+        proxy: str | URL | None = None,
+        session: aiohttp.ClientSession | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        """Configure the client; no connection is made until the first request."""
+        version = _setting("api_version", api_version, "OPENAI_API_VERSION")
+        if version is None:
+            raise FineTuneCkptError(
+                "No API version: pass api_version=... to AsyncAzureClient (e.g. "
+                '"2024-10-21" or "v1") or set the OPENAI_API_VERSION environment variable'
+            )
+        check_header_value("api_version", version)
+        if azure_ad_token_provider is not None and not callable(azure_ad_token_provider):
+            raise TypeError(
+                "azure_ad_token_provider must be a function returning a token, not "
+                f"{type(azure_ad_token_provider).__name__}"
+            )
+        if azure_ad_token_provider is not None:
+            credential: Credential | None = Credential(
+                "Authorization",
+                "Bearer ",
+                provider=azure_ad_token_provider,
+                name="azure_ad_token_provider",
+            )
+        else:
+            credential = _key_credential(
+                "azure_ad_token",
+                azure_ad_token,
+                "AZURE_OPENAI_AD_TOKEN",
+                header="Authorization",
+                prefix="Bearer ",
+            )
+        if credential is None:
+            credential = _key_credential(
+                "api_key", api_key, "AZURE_OPENAI_API_KEY", header="api-key", prefix=""
+            )
+        if credential is None:
+            raise FineTuneCkptError(
+                "No credentials: pass api_key=, azure_ad_token= or azure_ad_token_provider= "
+                "to AsyncAzureClient, or set AZURE_OPENAI_API_KEY or AZURE_OPENAI_AD_TOKEN"
+            )
+
+        endpoint = _setting("azure_endpoint", azure_endpoint, "AZURE_OPENAI_ENDPOINT")
+        if base_url is not None and azure_endpoint is not None:
+            raise ValueError("pass azure_endpoint or base_url to AsyncAzureClient, not both")
+        if base_url is not None:
+            base, query = _check_base_url(_setting("base_url", base_url, "") or "")
+            if version not in {"v1"}:
+                query = {"api-version": version, **query}
+        elif endpoint is not None:
+            root, endpoint_query = _check_base_url(endpoint, name="azure_endpoint")
+            base, fixed_query = azure_base_url(root, version)
+            query = {**endpoint_query, **dict(fixed_query)}
+        else:
+            raise FineTuneCkptError(
+                "No endpoint: pass azure_endpoint=... (or base_url=...) to AsyncAzureClient "
+                "or set the AZURE_OPENAI_ENDPOINT environment variable"
+            )
+        #: The Azure API version every request names.
+        self.api_version = version
+        organization_id = _credential("organization", organization, "OPENAI_ORG_ID")
+        project_id = _credential("project", project, "OPENAI_PROJECT_ID")
+        self.organization = organization_id
+        self.project = project_id
+        fixed: dict[str, str] = {}
+        if organization_id:
+            fixed["OpenAI-Organization"] = organization_id
+        if project_id:
+            fixed["OpenAI-Project"] = project_id
+        self._configure(
+            base_url=base,
+            query=query,
+            credential=credential,
+            fixed_credentials=fixed,
+            timeout=timeout,
+            deadline=deadline,
+            max_retries=max_retries,
+            max_connections=max_connections,
+            default_headers=default_headers,
+            default_query=default_query,
+            proxy=proxy,
+            session=session,
+            ssl_context=ssl_context,
+            clock=clock,
+        )
+
+
 def _setting(name: str, value: object, env_var: str) -> str | None:
     """The argument if given, else the environment variable, without surrounding whitespace.
 
@@ -169,7 +393,7 @@ def _setting(name: str, value: object, env_var: str) -> str | None:
     a ``ValueError``.
     """
     if value is None:
-        return _trimmed(os.environ.get(env_var, "")) or None
+        return _trimmed(os.environ.get(env_var, "")) or None if env_var else None
     if isinstance(value, URL):
         return str(value)
     if not isinstance(value, str):
@@ -192,22 +416,8 @@ def _credential(name: str, value: object, env_var: str) -> str | None:
     setting = _setting(name, value, env_var)
     if setting is None:
         return None
-    for position, character in enumerate(setting):
-        # Keys, organization and project ids are printable ASCII. A control character
-        # (line break, tab, NUL, DEL) would break the header; anything else outside ASCII
-        # (a zero-width space, a surrogate from undecodable bytes) would be mangled on the
-        # wire, so the server would see another value than the one configured.
-        if " " <= character <= "~":
-            continue
-        kind = "a control character" if character.isascii() else "a non-ASCII character"
-        if unicodedata.category(character) in {"Cc", "Zl", "Zp"}:
-            kind = "a control character"
-        source = name if value is not None else f"{name} (from {env_var})"
-        raise ValueError(
-            f"{source} holds {kind} (U+{ord(character):04X}) at position {position}; "
-            "check where it was read from"
-        )
-    return setting
+    source = name if value is not None else f"{name} (from {env_var})"
+    return check_header_value(name, setting, source=source)
 
 
 def _check_lent_session(session: object) -> None:
@@ -230,17 +440,73 @@ def _check_lent_session(session: object) -> None:
         )
 
 
-def _check_base_url(value: str) -> URL:
+def _check_base_url(value: str, *, name: str = "base_url") -> tuple[URL, dict[str, str]]:
+    """The base URL without a trailing slash, and the query it carries (kept on every page)."""
     url = URL(value)
     if url.user is not None or url.password is not None:
         # aiohttp would turn them into a second Authorization header and refuse to send.
-        raise ValueError("base_url must not hold a user name or password")
+        raise ValueError(f"{name} must not hold a user name or password")
     # The value is not echoed: a key pasted into it by mistake must not reach a log.
     if url.scheme not in {"http", "https"} or not url.host:
         raise ValueError(
-            f"base_url must be an http:// or https:// URL with a host (scheme {url.scheme!r})"
+            f"{name} must be an http:// or https:// URL with a host (scheme {url.scheme!r})"
         )
-    if url.query_string or url.fragment:
-        raise ValueError("base_url must not have a query or fragment")
+    if url.fragment:
+        raise ValueError(f"{name} must not have a fragment")
+    query = dict(url.query)
+    if len(query) != len(url.query):
+        raise ValueError(f"{name} must not repeat a query parameter")
     # Trailing slashes would double up when the endpoint's path is appended.
-    return url.with_path(url.raw_path.rstrip("/"), encoded=True)
+    return url.with_query(None).with_path(url.raw_path.rstrip("/"), encoded=True), query
+
+
+def _key_credential(
+    name: str, value: object, env_var: str, *, header: str, prefix: str
+) -> Credential | None:
+    """A key or token: a fixed string (argument or environment) or a provider function."""
+    if value is not None and not isinstance(value, str | URL):
+        if not callable(value):
+            raise TypeError(
+                f"{name} must be a str, a function returning one, or None, "
+                f"not {type(value).__name__}"
+            )
+        return Credential(header, prefix, provider=value, name=name)
+    fixed = _credential(name, value, env_var)
+    return None if fixed is None else Credential(header, prefix, value=fixed, name=name)
+
+
+def _sensitive(name: str) -> bool:
+    """Whether a header or query parameter of this name carries a secret."""
+    return _SENSITIVE_NAME.search(name) is not None
+
+
+def _check_default_headers(headers: object) -> dict[str, str]:
+    if headers is None:
+        return {}
+    if not isinstance(headers, Mapping):
+        raise TypeError(f"default_headers must be a mapping, not {type(headers).__name__}")
+    checked: dict[str, str] = {}
+    for name, value in headers.items():
+        if not isinstance(name, str) or not _HEADER_NAME.match(name):
+            raise ValueError(f"default_headers has an invalid header name {name!r}")
+        if not isinstance(value, str):
+            raise TypeError(f"default_headers[{name!r}] must be a str, not {type(value).__name__}")
+        checked[name] = check_header_value(name, value.strip(), source=f"default_headers[{name!r}]")
+    return checked
+
+
+def _check_default_query(query: object) -> dict[str, str]:
+    if query is None:
+        return {}
+    if not isinstance(query, Mapping):
+        raise TypeError(f"default_query must be a mapping, not {type(query).__name__}")
+    checked: dict[str, str] = {}
+    for name, value in query.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"default_query has an invalid parameter name {name!r}")
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise TypeError(
+                f"default_query[{name!r}] must be a str or int, not {type(value).__name__}"
+            )
+        checked[name] = str(value)
+    return checked

@@ -47,6 +47,7 @@ __all__ = [
     "RateLimitError",
     "UnprocessableEntityError",
     "error_for_status",
+    "request_id_of",
 ]
 
 
@@ -67,7 +68,8 @@ class APIError(FineTuneCkptError):
     ``body`` is the decoded JSON of the answer (or its text when it is not JSON, or
     ``None`` when there was no answer). ``code``, ``type`` and ``param`` come from the
     API's ``{"error": {...}}`` object when it sent one. ``request_id`` is the answer's
-    ``x-request-id`` header: quote it when you report a problem to the provider.
+    ``x-request-id`` header (Azure's ``apim-request-id`` when that is absent): quote it
+    when you report a problem to the provider.
     """
 
     message: str
@@ -213,9 +215,14 @@ def error_for_status(
         message,
         status_code=status,
         body=decoded,
-        request_id=headers.get("x-request-id"),
+        request_id=request_id_of(headers),
         headers=headers,
     )
+
+
+def request_id_of(headers: Mapping[str, str]) -> str | None:
+    """The answer's request id: ``x-request-id``, else Azure's ``apim-request-id``."""
+    return headers.get("x-request-id") or headers.get("apim-request-id")
 
 
 def _decode_error_body(body: bytes) -> object | None:

@@ -4,34 +4,31 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from yarl import URL
-
 from ._args import check_cursor, check_job_id, check_optional_positive_int
+from ._backends import Backend
 from ._paging import AsyncCheckpointPager
 from ._transport import Transport
 from ._wire import RawPage
 
-__all__ = ["AsyncCheckpointsResource", "checkpoints_url"]
+__all__ = ["AsyncCheckpointsResource", "checkpoints_path"]
 
 
-def checkpoints_url(base_url: URL, fine_tuning_job_id: str) -> URL:
-    """Build the endpoint's URL with the job id percent-encoded as one path segment.
+def checkpoints_path(fine_tuning_job_id: str) -> str:
+    """The endpoint's path, with the job id percent-encoded as one path segment.
 
     ``/``, ``?``, ``#`` and ``%`` in the id are encoded, so the id can never change the
     path or add a query.
     """
-    segment = quote(fine_tuning_job_id, safe="")
-    # encoded=True: yarl must not decode the segment again or fold away dot segments.
-    return URL(f"{base_url}/fine_tuning/jobs/{segment}/checkpoints", encoded=True)
+    return f"/fine_tuning/jobs/{quote(fine_tuning_job_id, safe='')}/checkpoints"
 
 
 class AsyncCheckpointsResource:
     """Lists the checkpoints of fine-tuning jobs; reach it as ``client.checkpoints``."""
 
-    def __init__(self, transport: Transport, base_url: URL) -> None:
-        """Bind the resource to a transport and the API's base URL."""
+    def __init__(self, transport: Transport, backend: Backend) -> None:
+        """Bind the resource to a transport and the backend that builds its URLs."""
         self._transport = transport
-        self._base_url = base_url
+        self._backend = backend
 
     def list(
         self,
@@ -52,8 +49,9 @@ class AsyncCheckpointsResource:
         start = check_cursor("after", after)
         page_size = check_optional_positive_int("limit", limit)
         cap = check_optional_positive_int("max_items", max_items)
-        url = checkpoints_url(self._base_url, job_id)
+        path = checkpoints_path(job_id)
         transport = self._transport
+        backend = self._backend
 
         async def fetch_page(cursor: str | None) -> RawPage:
             query: dict[str, str | int] = {}
@@ -61,7 +59,7 @@ class AsyncCheckpointsResource:
                 query["after"] = cursor
             if page_size is not None:
                 query["limit"] = page_size
-            response = await transport.get(url.with_query(query) if query else url)
+            response = await transport.get(backend.url(path, query))
             return RawPage(response.body, response.status, response.request_id, response.secrets)
 
         return AsyncCheckpointPager(

@@ -26,6 +26,7 @@ import attrs
 from multidict import CIMultiDictProxy
 from yarl import URL
 
+from ._backends import Credential
 from ._clock import Clock
 from ._errors import (
     APIConnectionError,
@@ -35,7 +36,9 @@ from ._errors import (
     APITimeoutError,
     FineTuneCkptError,
     error_for_status,
+    request_id_of,
 )
+from ._proxies import ProxyRules
 from ._redact import redacted_text, scrub_chain, scrub_error, secrets_of
 from ._redirects import REDIRECT_STATUSES, redirect_target, same_origin
 from ._retry import retry_wait, should_retry
@@ -68,8 +71,8 @@ class Response:
 
     @property
     def request_id(self) -> str | None:
-        """The answer's ``x-request-id``, for error reports."""
-        return self.headers.get("x-request-id")
+        """The answer's ``x-request-id`` (or Azure's ``apim-request-id``), for error reports."""
+        return request_id_of(self.headers)
 
 
 class Transport:
@@ -89,6 +92,10 @@ class Transport:
         *,
         headers: Mapping[str, str],
         credentials: Mapping[str, str],
+        origin_headers: Mapping[str, str] | None = None,
+        credential: Credential | None = None,
+        extra_secrets: tuple[str, ...] = (),
+        proxies: ProxyRules | None = None,
         timeout: float | None,
         deadline: float | None,
         max_retries: int,
@@ -99,10 +106,17 @@ class Transport:
         max_body_bytes: int = MAX_BODY_BYTES,
         random_source: Callable[[], float] = random.random,
     ) -> None:
-        """Set up the transport; nothing is connected until the first request."""
+        """Set up the transport; nothing is connected until the first request.
+
+        ``headers`` go everywhere; ``origin_headers`` (a gateway's) and ``credentials``
+        only to the origin asked for; ``credential`` is asked of its provider before every
+        attempt. ``extra_secrets`` are scrubbed from errors besides the credentials.
+        """
         self._public_headers = dict(headers)
-        self._headers = {**headers, **credentials}
-        self._secrets = secrets_of(credentials.values())
+        self._headers = {**headers, **(origin_headers or {}), **credentials}
+        self._credential = credential
+        self._secrets = secrets_of(credentials.values()) + extra_secrets
+        self._proxies = proxies if proxies is not None else ProxyRules()
         self._timeout = timeout
         self._deadline = deadline
         self.max_retries = max_retries
@@ -188,6 +202,12 @@ class Transport:
             session, slots = own.session, own.slots  # the common case, without an await
         else:
             session, slots = await self._session_for_this_loop()
+        headers, secrets = self._headers, self._secrets
+        if self._credential is not None:
+            # Asked before every attempt, retries included: a token may have expired since.
+            value = await self._credential.current()
+            headers = {**headers, self._credential.header: value}
+            secrets = secrets + secrets_of([value])
         failure: FineTuneCkptError
         cause: BaseException
         try:
@@ -199,29 +219,38 @@ class Transport:
                     await slots.wait()
             try:
                 async with asyncio.timeout(self._attempt_budget(started)):
-                    return await self._exchange(session, url)
+                    return await self._exchange(session, url, headers, secrets)
             finally:
                 if slots is not None:
                     slots.give_back()
         except TimeoutError as exc:  # before ClientError: aiohttp's timeouts are both
             failure, cause = APITimeoutError(f"Request timed out: GET {_safe(url)}"), exc
         except aiohttp.ClientError as exc:
-            reason = redacted_text(f"{type(exc).__name__}: {exc}", self._secrets)
+            reason = redacted_text(f"{type(exc).__name__}: {exc}", secrets)
             failure = APIConnectionError(f"Connection error: GET {_safe(url)}: {reason}")
             cause = exc
         except (RuntimeError, ValueError) as exc:
             # aiohttp's answer to a session used outside its loop or closed under us, or to
             # a request it refuses to build: not transient, so not an APIConnectionError
             # that would be retried.
-            reason = redacted_text(f"{type(exc).__name__}: {exc}", self._secrets)
+            reason = redacted_text(f"{type(exc).__name__}: {exc}", secrets)
             failure = FineTuneCkptError(f"The aiohttp session cannot send requests: {reason}")
             cause = exc
-        raise failure from scrub_chain(cause, self._secrets)
+        failure.args = (redacted_text(failure.args[0], secrets),)  # a query may hold a key
+        if isinstance(failure, APIError):
+            failure.message = failure.args[0]
+        raise failure from scrub_chain(cause, secrets)
 
-    async def _exchange(self, session: aiohttp.ClientSession, url: URL) -> Response:
+    async def _exchange(
+        self,
+        session: aiohttp.ClientSession,
+        url: URL,
+        origin_headers: Mapping[str, str],
+        secrets: tuple[str, ...],
+    ) -> Response:
         """GET ``url``, following redirects by the rules of ``_redirects``."""
         asked = url
-        headers = self._headers
+        headers = origin_headers
         visited: set[URL] = set()
         while True:
             async with session.get(
@@ -230,6 +259,7 @@ class Transport:
                 raise_for_status=False,
                 allow_redirects=False,
                 ssl=self._ssl,
+                proxy=self._proxies.proxy_for(url),
             ) as answer:
                 status, answer_headers = answer.status, answer.headers
                 target = None
@@ -241,10 +271,10 @@ class Transport:
                             status,
                             answer_headers,
                             visited=visited,
-                            request_id=answer_headers.get("x-request-id"),
+                            request_id=request_id_of(answer_headers),
                         )
                     except APIStatusError as refused:
-                        scrub_error(refused, self._secrets)  # a Location may echo the key
+                        scrub_error(refused, secrets)  # a Location may echo the key
                         raise
                 if target is None:
                     body = await self._read_body(answer)
@@ -252,12 +282,12 @@ class Transport:
                 break
             url = target
             # Credentials go only where they were meant to: never to another origin.
-            headers = self._headers if same_origin(url, asked) else self._public_headers
+            headers = origin_headers if same_origin(url, asked) else self._public_headers
         if not 200 <= status < 300:
             error = error_for_status(status, body, answer_headers)
-            scrub_error(error, self._secrets)  # an answer may echo what it was sent
+            scrub_error(error, secrets)  # an answer may echo what it was sent
             raise error
-        return Response(status, answer_headers, body, self._secrets)
+        return Response(status, answer_headers, body, secrets)
 
     async def _read_body(self, answer: aiohttp.ClientResponse) -> bytes:
         """Read the whole body, refusing one larger than ``max_body_bytes`` once decoded.
@@ -291,7 +321,7 @@ class Transport:
             error.args = (error.message,)
             return error
         return APIResponseValidationError(
-            message, status_code=answer.status, request_id=answer.headers.get("x-request-id")
+            message, status_code=answer.status, request_id=request_id_of(answer.headers)
         )
 
     def _attempt_budget(self, started: float) -> float | None:

@@ -387,7 +387,7 @@ async def test_list_turns_bad_settings_into_one_line_exit_2(
     "settings",
     [
         {"OPENAI_BASE_URL": "ftp://example.invalid/v1"},
-        {"OPENAI_BASE_URL": "http://127.0.0.1:9/v1?x=1"},
+        {"OPENAI_BASE_URL": "http://127.0.0.1:9/v1#fragment"},
         {"OPENAI_API_KEY": "sk-first\nsk-second"},
         {"OPENAI_API_KEY": "sk-a\x1bb"},
         {"OPENAI_ORG_ID": "org-a\rb"},
@@ -395,7 +395,7 @@ async def test_list_turns_bad_settings_into_one_line_exit_2(
     ],
     ids=[
         "base-url-scheme",
-        "base-url-query",
+        "base-url-fragment",
         "key-newline",
         "key-escape",
         "org-cr",

@@ -18,6 +18,7 @@ EXPECTED = {
     "APIStatusError",
     "APITimeoutError",
     "AsyncCheckpointPager",
+    "AsyncAzureClient",
     "AsyncCheckpointsResource",
     "AsyncClient",
     "AuthenticationError",

@@ -1,0 +1,138 @@
+"""Where requests go and how they authenticate: OpenAI, Azure OpenAI and gateways.
+
+A backend is a small value chosen at construction. It builds each request's URL (the
+service's base path, plus a query it always carries, such as Azure's ``api-version`` or
+a gateway's ``default_query``) and, before every attempt, the headers that carry its
+credential. A credential is a fixed string or a *provider*: a function returning the
+current key or token, or an awaitable of it, called before every attempt, retries
+included, so a token that expires within the hour is always fresh (caching is the
+provider's job, as azure-identity's ``get_bearer_token_provider`` does).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+
+import attrs
+from yarl import URL
+
+from ._errors import FineTuneCkptError
+
+__all__ = [
+    "AZURE_V1_VERSIONS",
+    "Backend",
+    "Credential",
+    "TokenProvider",
+    "azure_base_url",
+    "check_header_value",
+]
+
+#: A function giving the current key or token, directly or as an awaitable.
+TokenProvider = Callable[[], str | Awaitable[str]]
+
+#: Azure API versions served on the GA ``/openai/v1`` path rather than the dated one.
+AZURE_V1_VERSIONS = frozenset({"v1", "preview"})
+
+
+def check_header_value(name: str, value: str, *, source: str | None = None) -> str:
+    """Return ``value`` if it can travel in a header unchanged, else raise ``ValueError``.
+
+    Keys, tokens and ids are printable ASCII. A control character (line break, tab, NUL,
+    DEL) would break the header; anything outside ASCII (a zero-width space, a surrogate
+    from undecodable bytes) would be mangled on the wire, so the server would see another
+    value than the one configured. The message names the setting, never the value.
+    """
+    for position, character in enumerate(value):
+        if " " <= character <= "~":
+            continue
+        kind = "a control character" if character.isascii() else "a non-ASCII character"
+        raise ValueError(
+            f"{source or name} holds {kind} (U+{ord(character):04X}) at position {position}; "
+            "check where it was read from"
+        )
+    return value
+
+
+@attrs.frozen
+class Credential:
+    """One header carrying a secret: a fixed value, or one asked of a provider each time."""
+
+    #: The header's name, e.g. ``Authorization`` or ``api-key``.
+    header: str
+    #: What goes before the secret, e.g. ``"Bearer "``.
+    prefix: str
+    #: The secret itself when fixed.
+    value: str | None = attrs.field(default=None, repr=False)
+    #: The function that gives the secret when it changes over time.
+    provider: TokenProvider | None = attrs.field(default=None, repr=False)
+    #: The setting's name, for error messages (e.g. ``api_key``).
+    name: str = "api_key"
+
+    async def current(self) -> str:
+        """The header's value now: the fixed secret, or the provider's latest answer."""
+        if self.provider is None:
+            assert self.value is not None  # noqa: S101 - one of the two, by construction
+            return self.prefix + self.value
+        try:
+            answer: object = self.provider()
+            if inspect.isawaitable(answer):
+                answer = await answer
+        except Exception as exc:  # the provider's own failure, e.g. no Azure login
+            raise FineTuneCkptError(
+                f"The {self.name} provider failed: {type(exc).__name__}"
+            ) from exc
+        if not isinstance(answer, str):
+            raise FineTuneCkptError(
+                f"The {self.name} provider must return a str (or an awaitable of one), "
+                f"not {type(answer).__name__}"
+            )
+        token = answer.strip()
+        if not token:
+            raise FineTuneCkptError(f"The {self.name} provider returned an empty value")
+        try:
+            check_header_value(self.name, token, source=f"The {self.name} provider's value")
+        except ValueError as exc:
+            raise FineTuneCkptError(str(exc)) from None
+        return self.prefix + token
+
+
+@attrs.frozen
+class Backend:
+    """The service requests go to: its base URL, a fixed query and the credential headers."""
+
+    #: The service's base URL, without a trailing slash; endpoint paths are appended.
+    base_url: URL
+    #: Query parameters every request carries (``api-version``, a gateway's own).
+    query: tuple[tuple[str, str], ...]
+    #: Headers with a secret that never changes (organization, project, a fixed key).
+    fixed_credentials: Mapping[str, str] = attrs.field(repr=False)
+    #: The credential asked of a provider before every attempt, if any.
+    provider_credential: Credential | None = attrs.field(default=None, repr=False)
+
+    def url(self, path: str, query: Mapping[str, str | int] | None = None) -> URL:
+        """The URL of ``path`` (already percent-encoded) with the fixed query and ``query``.
+
+        The page's own parameters (``after``, ``limit``) win over a fixed one of the same
+        name, so a gateway's ``default_query`` cannot break paging.
+        """
+        merged: dict[str, str | int] = dict(self.query)
+        if query:
+            merged.update(query)
+        url = URL(f"{self.base_url}{path}", encoded=True)
+        return url.with_query(merged) if merged else url
+
+
+def azure_base_url(endpoint: URL, api_version: str) -> tuple[URL, tuple[tuple[str, str], ...]]:
+    """The base URL and fixed query of an Azure OpenAI resource for ``api_version``.
+
+    A dated version (``2024-10-21``) is served under ``/openai`` with ``api-version`` on
+    every request; ``v1`` under ``/openai/v1`` with none; ``preview`` under ``/openai/v1``
+    with ``api-version=preview``.
+    """
+    root = endpoint.with_path(endpoint.raw_path.rstrip("/"), encoded=True)
+    if api_version in AZURE_V1_VERSIONS:
+        base = URL(f"{root}/openai/v1", encoded=True)
+        query = () if api_version == "v1" else (("api-version", api_version),)
+        return base, query
+    return URL(f"{root}/openai", encoded=True), (("api-version", api_version),)
