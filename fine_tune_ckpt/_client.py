@@ -48,6 +48,8 @@ _USER_AGENT = (
 
 #: Header and query names whose values are treated as secrets (never in an error).
 _SENSITIVE_NAME = re.compile(r"auth|key|token|secret|password|signature|cookie|credential", re.I)
+#: Query parameters the pager owns: a fixed value would break paging.
+_PAGING_PARAMETERS = frozenset({"after", "limit"})
 #: What an HTTP header name may be made of (RFC 9110 "token").
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
@@ -65,8 +67,8 @@ class AsyncClient:
     - ``organization`` / ``project``: else ``OPENAI_ORG_ID`` / ``OPENAI_PROJECT_ID``;
       sent as ``OpenAI-Organization`` / ``OpenAI-Project`` when set.
     - ``default_headers`` / ``default_query``: sent with every request of every page (a
-      gateway's own headers, or a query its URL needs); the page's ``after``/``limit``
-      win over a query parameter of the same name. Both go only to the API's origin,
+      gateway's own headers, or a query its URL needs; ``after`` and ``limit`` belong to
+      each listing and are refused here). Both go only to the API's origin,
       and values under names such as ``*key*``, ``*token*`` or ``*auth*`` are kept out of
       errors like the key.
     - ``proxy``: an ``http://`` or ``https://`` proxy for every request. Without it, the
@@ -504,6 +506,11 @@ def _check_default_query(query: object) -> dict[str, str]:
     for name, value in query.items():
         if not isinstance(name, str) or not name:
             raise ValueError(f"default_query has an invalid parameter name {name!r}")
+        if name in _PAGING_PARAMETERS:
+            raise ValueError(
+                f"default_query must not set {name!r}: it belongs to each listing "
+                f"(client.checkpoints.list(..., {name}=...))"
+            )
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise TypeError(
                 f"default_query[{name!r}] must be a str or int, not {type(value).__name__}"
