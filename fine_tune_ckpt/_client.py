@@ -458,6 +458,8 @@ def _check_base_url(value: str, *, name: str = "base_url") -> tuple[URL, dict[st
     query = dict(url.query)
     if len(query) != len(url.query):
         raise ValueError(f"{name} must not repeat a query parameter")
+    if _PAGING_PARAMETERS & query.keys():
+        raise ValueError(f"{name} must not set after or limit: they belong to each listing")
     # Trailing slashes would double up when the endpoint's path is appended.
     return url.with_query(None).with_path(url.raw_path.rstrip("/"), encoded=True), query
 
