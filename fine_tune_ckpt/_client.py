@@ -318,8 +318,12 @@ class AsyncAzureClient(AsyncClient):
                 "azure_ad_token_provider must be a function returning a token, not "
                 f"{type(azure_ad_token_provider).__name__}"
             )
+        # Explicit credentials choose; only when none is given is the environment read
+        # (a token there wins over a key there), as in the official SDK.
+        explicit = (api_key, azure_ad_token, azure_ad_token_provider) != (None, None, None)
+        credential: Credential | None
         if azure_ad_token_provider is not None:
-            credential: Credential | None = Credential(
+            credential = Credential(
                 "Authorization",
                 "Bearer ",
                 provider=azure_ad_token_provider,
@@ -329,13 +333,17 @@ class AsyncAzureClient(AsyncClient):
             credential = _key_credential(
                 "azure_ad_token",
                 azure_ad_token,
-                "AZURE_OPENAI_AD_TOKEN",
+                "" if explicit else "AZURE_OPENAI_AD_TOKEN",
                 header="Authorization",
                 prefix="Bearer ",
             )
         if credential is None:
             credential = _key_credential(
-                "api_key", api_key, "AZURE_OPENAI_API_KEY", header="api-key", prefix=""
+                "api_key",
+                api_key,
+                "" if explicit else "AZURE_OPENAI_API_KEY",
+                header="api-key",
+                prefix="",
             )
         if credential is None:
             raise FineTuneCkptError(
@@ -395,7 +403,7 @@ def _setting(name: str, value: object, env_var: str) -> str | None:
     a ``ValueError``.
     """
     if value is None:
-        return _trimmed(os.environ.get(env_var, "")) or None if env_var else None
+        return (_trimmed(os.environ.get(env_var, "")) or None) if env_var else None
     if isinstance(value, URL):
         return str(value)
     if not isinstance(value, str):
