@@ -2,7 +2,9 @@
 
 It pages as the API does (newest first, ``after`` exclusive, ``limit`` defaulting to 10),
 answers errors in the API's shape, logs every request it receives, and misbehaves on
-demand through scripted :class:`Fault` objects.
+demand through scripted :class:`Fault` objects. With ``flavor="azure"`` it is an Azure
+OpenAI resource instead: its routes, ``api-version`` rules, credentials, error shape and
+``apim-request-id`` header.
 
 A malformed request gets the API's 4xx answer, never a 500: a 500 would be a fault the
 client under test retries, hiding that it sent something wrong. (A message that is not
@@ -16,12 +18,15 @@ import asyncio
 import itertools
 import json
 import random
+import re
 import secrets
 import ssl
+import uuid
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal, get_args
 
 import attrs
 from aiohttp import web
@@ -30,7 +35,20 @@ from .._models import Checkpoint
 from .._wire import to_wire
 from ._data import synthetic_checkpoints
 
-__all__ = ["DEFAULT_LIMIT", "RANDOM_FAULTS", "FakeAPIServer", "Fault", "RecordedRequest"]
+__all__ = [
+    "DEFAULT_LIMIT",
+    "RANDOM_FAULTS",
+    "Credential",
+    "FakeAPIServer",
+    "Fault",
+    "Flavor",
+    "RecordedRequest",
+]
+
+#: Which service the fake plays: the OpenAI API, or an Azure OpenAI resource.
+Flavor = Literal["openai", "azure"]
+#: The kind of credential that authorized a request.
+Credential = Literal["api-key", "bearer"]
 
 #: The page size when a request gives no ``limit``, as the API's.
 DEFAULT_LIMIT = 10
@@ -38,12 +56,23 @@ DEFAULT_LIMIT = 10
 # Any character but "/" may be in a job id, as the client percent-encodes any (aiohttp's
 # default pattern would also refuse "{" and "}").
 _ROUTE = "/v1/fine_tuning/jobs/{fine_tuning_job_id:[^/]+}/checkpoints"
+# Azure serves the dated API (``?api-version=2024-10-21``) under /openai and the GA v1 API
+# under /openai/v1. The route names tell the handler which one matched.
+_AZURE_DATED_ROUTE = "/openai/fine_tuning/jobs/{fine_tuning_job_id:[^/]+}/checkpoints"
+_AZURE_V1_ROUTE = "/openai/v1/fine_tuning/jobs/{fine_tuning_job_id:[^/]+}/checkpoints"
+_OPENAI_API = "openai"
+_AZURE_DATED_API = "azure_dated"
+_AZURE_V1_API = "azure_v1"
+# [0-9], not \d: \d also matches other scripts' digits, which no api-version holds.
+_DATED_API_VERSION = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})(-preview)?")
+_V1_API_VERSIONS = frozenset({"preview"})
 _MAX_PORT = 65535
 # More digits than any page size could need; longer ``limit`` values count as "all of
 # them", since int() refuses strings of over 4300 digits.
 _MAX_LIMIT_DIGITS = 18
 _HUGE_LIMIT: int = 10**_MAX_LIMIT_DIGITS
-_SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+# api-key is Azure's key header; the log never keeps it, in either flavour.
+_SECRET_HEADERS = frozenset({"api-key", "authorization", "cookie", "proxy-authorization"})
 
 
 @attrs.frozen
@@ -95,20 +124,28 @@ RANDOM_FAULTS: tuple[Fault, ...] = (
 
 @attrs.frozen
 class RecordedRequest:
-    """A request the fake received, with secret headers left out."""
+    """A request the fake received, with the values of secret headers left out."""
 
     method: str
     #: The path exactly as it arrived, still percent-encoded.
     raw_path: str
     #: The job id decoded from the path, or ``None`` when the path did not match.
     fine_tuning_job_id: str | None
+    #: The query, decoded (for a repeated parameter, its last value).
     query: Mapping[str, str]
-    #: The headers, without ``Authorization`` and cookies.
+    #: The headers, without ``Authorization``, ``api-key``, cookies and
+    #: ``Proxy-Authorization``.
     headers: Mapping[str, str]
-    #: Whether the request carried the right bearer token.
+    #: Whether the request carried a credential the fake accepts.
     authorized: bool
-    #: The ``x-request-id`` the fake answered with.
+    #: The id the fake answered with: its ``x-request-id``, or on the Azure flavour its
+    #: ``apim-request-id``.
     request_id: str
+    #: The names of every header sent, secret ones included, in the order they came.
+    header_names: tuple[str, ...] = ()
+    #: What authorized the request: ``"bearer"`` (an ``Authorization: Bearer`` token),
+    #: ``"api-key"`` (Azure's ``api-key`` header), or ``None`` when nothing did.
+    credential: Credential | None = None
 
 
 class FakeAPIServer:
@@ -118,6 +155,24 @@ class FakeAPIServer:
     client at ``fake.base_url`` with ``fake.api_key``. Jobs are added with
     :meth:`add_job`; faults are queued with :meth:`inject`; ``fake.requests`` records
     what arrived.
+
+    ``FakeAPIServer(flavor="azure")`` plays an Azure OpenAI resource at
+    ``fake.azure_endpoint`` instead:
+
+    - ``GET /openai/fine_tuning/jobs/{id}/checkpoints`` is the dated API: it needs an
+      ``api-version`` query parameter that is a date, ``YYYY-MM-DD``, optionally followed
+      by ``-preview``; its pages have no ``first_id``/``last_id``.
+    - ``GET /openai/v1/fine_tuning/jobs/{id}/checkpoints`` is the GA v1 API: it takes no
+      ``api-version`` or ``api-version=preview``; its pages are the OpenAI API's.
+    - A request is authorized by ``api-key: <fake.api_key>`` or by
+      ``Authorization: Bearer <token>`` with a token in ``fake.azure_ad_tokens``. When
+      an ``Authorization`` header is sent, it alone decides, as on Azure: a wrong bearer
+      token is a 401 even beside the right ``api-key``.
+    - Errors are Azure's ``{"error": {"code", "message", "inner_error": {"code"}}}``,
+      injected :class:`Fault` statuses included; every answer carries an
+      ``apim-request-id`` (a UUID) and no ``x-request-id``.
+    - Checks run in this order: an injected fault, the credential (401), the path (404),
+      the ``api-version`` (400), the job (404), then ``limit`` and ``after`` (400).
     """
 
     def __init__(
@@ -131,6 +186,8 @@ class FakeAPIServer:
         fault_seed: int = 0,
         random_faults: Sequence[Fault] = RANDOM_FAULTS,
         ssl_context: ssl.SSLContext | None = None,
+        flavor: Flavor = "openai",
+        azure_oldest_first: bool = False,
     ) -> None:
         """Prepare the fake; it listens only once started.
 
@@ -141,7 +198,17 @@ class FakeAPIServer:
         ``random_faults`` drawn from a generator seeded with ``fault_seed``: the same
         seed gives the same faults on the same sequence of requests. ``ssl_context``
         serves HTTPS instead of HTTP.
+
+        ``flavor="azure"`` plays an Azure OpenAI resource (see the class); there
+        ``api_key`` is the ``api-key`` header's value (``""`` accepts any). With
+        ``azure_oldest_first`` its dated API lists checkpoints oldest first, as some
+        Azure API versions did; ``after`` is still exclusive, so a client pages by the
+        last item's id all the same.
         """
+        if flavor not in get_args(Flavor):
+            raise ValueError(f"flavor must be 'openai' or 'azure', got {flavor!r}")
+        if azure_oldest_first and flavor != "azure":
+            raise ValueError("azure_oldest_first needs flavor='azure'")
         if not 0.0 <= fault_rate <= 1.0:
             raise ValueError(f"fault_rate must be within [0, 1], got {fault_rate}")
         if fault_rate and not random_faults:
@@ -152,6 +219,11 @@ class FakeAPIServer:
         if host.startswith("[") and host.endswith("]"):
             host = host[1:-1]
         self.api_key = f"sk-fake-{secrets.token_hex(12)}" if api_key is None else api_key
+        self.flavor: Flavor = flavor
+        self.azure_oldest_first = azure_oldest_first
+        #: The Microsoft Entra ID (Azure AD) bearer tokens the Azure flavour accepts; add
+        #: to it freely, even while the fake runs. Empty at first.
+        self.azure_ad_tokens: set[str] = set()
         self.host = host
         self.seed = seed
         self._port = port
@@ -223,12 +295,27 @@ class FakeAPIServer:
     def base_url(self) -> str:
         """The base URL to give a client, e.g. ``http://127.0.0.1:54321/v1``.
 
-        An IPv6 host is bracketed, as URLs need: ``http://[::1]:54321/v1``.
+        An IPv6 host is bracketed, as URLs need: ``http://[::1]:54321/v1``. On the
+        Azure flavour it is ``azure_endpoint + "/openai"``.
         """
+        suffix = "/openai" if self.flavor == "azure" else "/v1"
+        return self._origin() + suffix
+
+    @property
+    def azure_endpoint(self) -> str:
+        """The Azure flavour's resource endpoint, with no path: ``http://127.0.0.1:54321``.
+
+        An IPv6 host is bracketed; with an ``ssl_context`` the scheme is ``https``.
+        """
+        if self.flavor != "azure":
+            raise RuntimeError("azure_endpoint needs FakeAPIServer(flavor='azure')")
+        return self._origin()
+
+    def _origin(self) -> str:
         if self._bound_port is None:
             raise RuntimeError("The fake server is not running; start it first")
         scheme = "https" if self._ssl_context is not None else "http"
-        return f"{scheme}://{url_host(self.host)}:{self._bound_port}/v1"
+        return f"{scheme}://{url_host(self.host)}:{self._bound_port}"
 
     @property
     def port(self) -> int:
@@ -242,7 +329,11 @@ class FakeAPIServer:
         if self._runner is not None:
             raise RuntimeError("The fake server is already running")
         app = web.Application()
-        app.router.add_get(_ROUTE, self._handle)
+        if self.flavor == "azure":
+            app.router.add_get(_AZURE_DATED_ROUTE, self._handle, name=_AZURE_DATED_API)
+            app.router.add_get(_AZURE_V1_ROUTE, self._handle, name=_AZURE_V1_API)
+        else:
+            app.router.add_get(_ROUTE, self._handle, name=_OPENAI_API)
         # Every other method and path too, so they are logged and answered as the API
         # answers them, rather than with aiohttp's plain-text 404 or 405.
         app.router.add_route("*", "/{path:.*}", self._handle)
@@ -297,13 +388,17 @@ class FakeAPIServer:
             self._in_flight -= 1
 
     async def _answer(self, request: web.Request) -> web.StreamResponse:
-        request_id = f"req_fake_{next(self._request_ids):06d}"
-        job_id = (
-            request.match_info.get("fine_tuning_job_id")
-            if request.method in {"GET", "HEAD"}
-            else None
-        )
-        authorized = self._authorized(request.headers.get("Authorization", ""))
+        azure = self.flavor == "azure"
+        if azure:
+            request_id = str(uuid.uuid4())
+            headers = {"apim-request-id": request_id}
+        else:
+            request_id = f"req_fake_{next(self._request_ids):06d}"
+            headers = {"x-request-id": request_id}
+        # The catch-all route has no name, and only GET (and HEAD) reach a named one.
+        api = request.match_info.route.name if request.method in {"GET", "HEAD"} else None
+        job_id = request.match_info.get("fine_tuning_job_id") if api is not None else None
+        credential = self._credential(request.headers)
         self.requests.append(
             RecordedRequest(
                 method=request.method,
@@ -315,14 +410,16 @@ class FakeAPIServer:
                     for name, value in request.headers.items()
                     if name.lower() not in _SECRET_HEADERS
                 },
-                authorized=authorized,
+                authorized=credential is not None,
                 request_id=request_id,
+                header_names=tuple(request.headers.keys()),
+                credential=credential,
             )
         )
         async with self._arrivals:
             self._arrivals.notify_all()
         fault = self._next_fault()
-        headers = {"x-request-id": request_id, **_fault_headers(fault)}
+        headers.update(_fault_headers(fault))
         if fault.delay:
             await asyncio.sleep(fault.delay)
         if fault.drop_connection:
@@ -333,6 +430,8 @@ class FakeAPIServer:
             )
             return web.Response(status=307, headers={**headers, "Location": location})
         if fault.status is not None:
+            if azure:
+                return _azure_fault_error(fault.status, headers)
             return _fault_error(fault.status, headers)
         if fault.non_json_body:
             return web.Response(
@@ -341,7 +440,43 @@ class FakeAPIServer:
                 content_type="text/html",
                 headers=headers,
             )
-        if not authorized:
+        if azure:
+            refusal = self._azure_refusal(request, api, job_id, credential, headers)
+        else:
+            refusal = self._openai_refusal(request, job_id, credential, headers)
+        if refusal is not None:
+            return refusal
+        if job_id is None:  # never: both refusals answer every request without a job
+            raise AssertionError("a request without a job id was not refused")
+        page, problem = self._page(
+            job_id,
+            request.query,
+            repeat_cursor=fault.repeat_cursor,
+            oldest_first=api == _AZURE_DATED_API and self.azure_oldest_first,
+            with_ids=api != _AZURE_DATED_API,
+        )
+        if problem is not None:
+            param, message = problem
+            if azure:
+                inner = "InvalidLimit" if param == "limit" else "InvalidCursor"
+                return _azure_error(400, "BadRequest", message, inner, headers)
+            return _error(400, message, "invalid_request_error", param, headers)
+        body = json.dumps(page).encode() + b" " * fault.pad_body
+        if fault.truncate_body:
+            return await _truncated(request, body, headers)
+        if fault.chunked:
+            return await _chunked(request, body, headers)
+        return web.Response(body=body, content_type="application/json", headers=headers)
+
+    def _openai_refusal(
+        self,
+        request: web.Request,
+        job_id: str | None,
+        credential: Credential | None,
+        headers: Mapping[str, str],
+    ) -> web.Response | None:
+        """The OpenAI API's answer to a request it refuses before paging, or ``None``."""
+        if credential is None:
             return _error(
                 401,
                 "Incorrect API key provided.",
@@ -367,15 +502,42 @@ class FakeAPIServer:
                 headers,
                 code="fine_tuning_job_not_found",
             )
-        page, problem = self._page(job_id, request.query, repeat_cursor=fault.repeat_cursor)
-        if problem is not None:
-            return _error(400, problem[1], "invalid_request_error", problem[0], headers)
-        body = json.dumps(page).encode() + b" " * fault.pad_body
-        if fault.truncate_body:
-            return await _truncated(request, body, headers)
-        if fault.chunked:
-            return await _chunked(request, body, headers)
-        return web.Response(body=body, content_type="application/json", headers=headers)
+        return None
+
+    def _azure_refusal(
+        self,
+        request: web.Request,
+        api: str | None,
+        job_id: str | None,
+        credential: Credential | None,
+        headers: Mapping[str, str],
+    ) -> web.Response | None:
+        """Azure's answer to a request it refuses before paging, or ``None``."""
+        if credential is None:
+            return _azure_error(
+                401,
+                "401",
+                "Access denied due to invalid subscription key or wrong API endpoint. Make "
+                "sure to provide a valid key for an active subscription and use a correct "
+                "regional API endpoint for your resource.",
+                _azure_credential_problem(request.headers),
+                headers,
+            )
+        if api is None or job_id is None:
+            return _azure_error(404, "404", "Resource not found", "ResourceNotFound", headers)
+        version_problem = _azure_api_version_problem(api, request.query.get("api-version"))
+        if version_problem is not None:
+            message, inner = version_problem
+            return _azure_error(400, "BadRequest", message, inner, headers)
+        if job_id not in self._jobs:
+            return _azure_error(
+                404,
+                "NotFound",
+                f"Fine-tuning job {job_id!r} not found.",
+                "FineTuningJobNotFound",
+                headers,
+            )
+        return None
 
     def _next_fault(self) -> Fault:
         if self._faults:
@@ -384,25 +546,56 @@ class FakeAPIServer:
             return self._fault_random.choice(self._random_faults)
         return Fault()
 
-    def _authorized(self, header: str) -> bool:
-        """Whether ``header`` is ``Bearer <the key>``; never raises, whatever it holds.
+    def _credential(self, headers: Mapping[str, str]) -> Credential | None:
+        """The kind of credential that authorizes a request with ``headers``, or ``None``.
+
+        The OpenAI flavour takes only ``Authorization: Bearer <api_key>``. The Azure one
+        takes a bearer token from ``azure_ad_tokens`` or ``api-key: <api_key>``; when an
+        ``Authorization`` header is sent, Azure judges it alone, so the fake does too.
+        """
+        authorization = headers.get("Authorization")
+        if self.flavor == "openai":
+            return "bearer" if self._bearer_matches(authorization, (self.api_key,)) else None
+        if authorization is not None:
+            return "bearer" if self._bearer_matches(authorization, self.azure_ad_tokens) else None
+        key = headers.get("api-key")
+        if key is None:
+            return None
+        if not self.api_key:
+            return "api-key" if key else None
+        return "api-key" if secrets.compare_digest(_raw(key), _raw(self.api_key)) else None
+
+    def _bearer_matches(self, header: str | None, accepted: Iterable[str]) -> bool:
+        """Whether ``header`` is ``Bearer <one of accepted>``; never raises, whatever it holds.
 
         aiohttp decodes header bytes as UTF-8 with surrogate escapes, so the header may
         hold any character, even a lone surrogate. compare_digest refuses non-ASCII
-        strings, so both sides are compared as bytes.
+        strings, so both sides are compared as bytes. On the OpenAI flavour an empty
+        ``api_key`` accepts any token.
         """
-        scheme, _, token = header.partition(" ")
+        scheme, _, token = (header or "").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             return False
-        if not self.api_key:
+        if self.flavor == "openai" and not self.api_key:
             return True
-        return secrets.compare_digest(_raw(token), _raw(self.api_key))
+        raw = _raw(token)
+        # Not any(): every candidate is compared, so the time says nothing of which matched.
+        matches = [secrets.compare_digest(raw, _raw(candidate)) for candidate in accepted]
+        return any(matches)
 
     def _page(
-        self, job_id: str, query: Mapping[str, str], *, repeat_cursor: bool
+        self,
+        job_id: str,
+        query: Mapping[str, str],
+        *,
+        repeat_cursor: bool,
+        oldest_first: bool = False,
+        with_ids: bool = True,
     ) -> tuple[dict[str, Any], tuple[str, str] | None]:
         items = self._jobs[job_id]
+        if oldest_first:
+            items = items[::-1]
         raw_limit = query.get("limit")
         limit = DEFAULT_LIMIT
         if raw_limit is not None:
@@ -416,17 +609,18 @@ class FakeAPIServer:
             position = self._positions[job_id].get(after)
             if position is None:
                 return {}, ("after", f"No checkpoint {after!r} in job {job_id!r}.")
+            if oldest_first:  # positions count newest first
+                position = len(items) - 1 - position
             start = position + 1
             if repeat_cursor:
                 start = max(0, position + 1 - limit)
         data = items[start : start + limit]
-        return {
-            "object": "list",
-            "data": data,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-            "has_more": start + len(data) < len(items),
-        }, None
+        page: dict[str, Any] = {"object": "list", "data": data}
+        if with_ids:
+            page["first_id"] = data[0]["id"] if data else None
+            page["last_id"] = data[-1]["id"] if data else None
+        page["has_more"] = start + len(data) < len(items)
+        return page, None
 
 
 def url_host(host: str) -> str:
@@ -501,6 +695,75 @@ def _error(
 ) -> web.Response:
     body = {"error": {"message": message, "type": error_type, "param": param, "code": code}}
     return web.json_response(body, status=status, headers=dict(headers))
+
+
+def _azure_error(
+    status: int, code: str, message: str, inner_code: str, headers: Mapping[str, str]
+) -> web.Response:
+    """An error in Azure OpenAI's shape: no ``type`` or ``param``, an ``inner_error``."""
+    body = {"error": {"code": code, "message": message, "inner_error": {"code": inner_code}}}
+    return web.json_response(body, status=status, headers=dict(headers))
+
+
+def _azure_fault_error(status: int, headers: Mapping[str, str]) -> web.Response:
+    """An injected error status, worded as Azure words it."""
+    if status == 429:
+        return _azure_error(
+            429,
+            "429",
+            "Requests to the fine-tuning API have exceeded the call rate limit of your "
+            "current pricing tier (injected by the fake).",
+            "RateLimitExceeded",
+            headers,
+        )
+    if status >= 500:
+        return _azure_error(
+            status,
+            "InternalServerError",
+            "The server had an error while processing your request (injected).",
+            "ServerError",
+            headers,
+        )
+    return _azure_error(status, str(status), f"Injected {status} error.", "Injected", headers)
+
+
+def _azure_credential_problem(headers: Mapping[str, str]) -> str:
+    """The ``inner_error`` code of a 401: which credential was wrong, or that none came."""
+    if "Authorization" in headers:
+        return "InvalidBearerToken"
+    if "api-key" in headers:
+        return "InvalidApiKey"
+    return "MissingCredential"
+
+
+def _azure_api_version_problem(api: str, version: str | None) -> tuple[str, str] | None:
+    """Why ``version`` is no ``api-version`` for ``api``, as (message, inner code)."""
+    if api == _AZURE_V1_API:
+        if version is None or version in _V1_API_VERSIONS:
+            return None
+        return (
+            f"API version {version!r} is not supported by the v1 API: send none, or 'preview'.",
+            "UnsupportedApiVersion",
+        )
+    if version is None:
+        return "Missing required query parameter 'api-version'.", "MissingApiVersion"
+    matched = _DATED_API_VERSION.fullmatch(version)
+    if matched is None or not _is_date(matched.group(1)):
+        return (
+            f"API version {version!r} is not supported: expected YYYY-MM-DD, optionally "
+            "with '-preview'.",
+            "UnsupportedApiVersion",
+        )
+    return None
+
+
+def _is_date(text: str) -> bool:
+    """Whether ``text`` (``YYYY-MM-DD``) names a day of the calendar."""
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 async def _drop(request: web.Request) -> web.StreamResponse:
