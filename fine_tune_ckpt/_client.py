@@ -50,6 +50,8 @@ _USER_AGENT = (
 _SENSITIVE_NAME = re.compile(r"auth|key|token|secret|password|signature|cookie|credential", re.I)
 #: Query parameters the pager owns: a fixed value would break paging.
 _PAGING_PARAMETERS = frozenset({"after", "limit"})
+#: What a host may be made of once yarl has encoded it (RFC 3986 reg-name or IP literal).
+_HOST = re.compile(r"^[A-Za-z0-9._~%!$&'()*+,;=:-]+$")
 #: What an HTTP header name may be made of (RFC 9110 "token").
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
@@ -452,7 +454,11 @@ def _check_lent_session(session: object) -> None:
 
 def _check_base_url(value: str, *, name: str = "base_url") -> tuple[URL, dict[str, str]]:
     """The base URL without a trailing slash, and the query it carries (kept on every page)."""
-    url = URL(value)
+    try:
+        url = URL(value)
+        url.port  # noqa: B018 - yarl checks the port only when asked
+    except ValueError as exc:  # yarl's own words name no setting
+        raise ValueError(f"{name} is not a valid URL: {exc}") from None
     if url.user is not None or url.password is not None:
         # aiohttp would turn them into a second Authorization header and refuse to send.
         raise ValueError(f"{name} must not hold a user name or password")
@@ -461,6 +467,8 @@ def _check_base_url(value: str, *, name: str = "base_url") -> tuple[URL, dict[st
         raise ValueError(
             f"{name} must be an http:// or https:// URL with a host (scheme {url.scheme!r})"
         )
+    if not _HOST.match(url.raw_host or ""):
+        raise ValueError(f"{name} has a host with characters no host name may hold")
     if url.fragment:
         raise ValueError(f"{name} must not have a fragment")
     query = dict(url.query)

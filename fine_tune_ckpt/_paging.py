@@ -38,7 +38,7 @@ from ._models import Checkpoint, CheckpointPage
 from ._redact import scrub_error
 from ._wire import RawPage, structure_page
 
-__all__ = ["AsyncCheckpointPager", "next_cursor"]
+__all__ = ["AsyncCheckpointPager", "check_follows", "next_cursor"]
 
 #: Fetches the page after a cursor, as received (nothing decoded yet).
 FetchPage = Callable[[str | None], Awaitable[RawPage]]
@@ -53,15 +53,11 @@ def next_cursor(
     already asked with (``after`` counts whether or not it is among them). Raises
     :class:`PaginationError` when the server's answer cannot be followed without looping
     forever: ``has_more`` with no items, a cursor already used in this walk, or a page
-    that starts with the item its cursor named (an ``after`` read as inclusive would
-    repeat one item on every page).
+    that holds the item its cursor named (an ``after`` read as inclusive would repeat one
+    item on every page).
     """
-    if after is not None and page.data and page.data[0].id == after:
-        raise PaginationError(
-            f"The API answered after={after!r} with that checkpoint itself: it reads the "
-            "cursor as inclusive, and following it would repeat an item on every page"
-        )
     if not page.has_more:
+        check_follows(page, after)
         return None
     cursor = page.next_after
     if cursor is None:
@@ -80,7 +76,21 @@ def next_cursor(
             f"The API repeated the cursor {cursor!r}, already used earlier in this walk: "
             "following it would go round the same pages forever"
         )
+    check_follows(page, after)
     return cursor
+
+
+def check_follows(page: CheckpointPage, after: str | None) -> None:
+    """Raise :class:`PaginationError` if ``page``, asked for ``after``, holds that item.
+
+    ``after`` is exclusive: the item it names belongs to an earlier page. Sending it again,
+    first (a server reading the cursor as inclusive) or anywhere else, would yield it twice.
+    """
+    if after is not None and any(item.id == after for item in page.data):
+        raise PaginationError(
+            f"The API answered after={after!r} with that checkpoint again: it reads the "
+            "cursor as inclusive, and following it would repeat items"
+        )
 
 
 class AsyncCheckpointPager:
@@ -150,7 +160,13 @@ class AsyncCheckpointPager:
                     yield item
 
     async def _first_page(self) -> CheckpointPage:
-        return self._structure(await self._fetch(self.after), self.after)
+        page = self._structure(await self._fetch(self.after), self.after)
+        try:
+            check_follows(page, self.after)
+        except PaginationError as exc:
+            exc.resume_after = self.after
+            raise
+        return page
 
     async def _pages(self) -> AsyncGenerator[CheckpointPage, None]:
         after = self.after

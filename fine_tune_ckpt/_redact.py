@@ -124,7 +124,10 @@ def redacted_value(value: Any, secrets: tuple[str, ...]) -> Any:
             value = value.replace(secret.encode(), REDACTED.encode())
         return value
     if isinstance(value, CIMultiDictProxy | CIMultiDict):
-        headers = CIMultiDict((name, redacted_text(item, secrets)) for name, item in value.items())
+        headers = CIMultiDict(
+            (redacted_text(name, secrets), redacted_text(item, secrets))
+            for name, item in value.items()
+        )
         return CIMultiDictProxy(headers)
     if isinstance(value, dict):
         return {
@@ -166,7 +169,8 @@ def _redacted_request_info(
     info: aiohttp.RequestInfo, secrets: tuple[str, ...]
 ) -> aiohttp.RequestInfo:
     headers = CIMultiDict(
-        (name, redacted_text(value, secrets)) for name, value in info.headers.items()
+        (redacted_text(name, secrets), redacted_text(value, secrets))
+        for name, value in info.headers.items()
     )
     return aiohttp.RequestInfo(info.url, info.method, CIMultiDictProxy(headers), info.real_url)
 

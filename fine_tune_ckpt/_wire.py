@@ -16,6 +16,7 @@ test holds the two to the same answers.
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -426,6 +427,9 @@ def _decode(raw: RawPage) -> dict[str, Any]:
     try:
         decoded = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        decoded = _decode_slowly(body)
+        if decoded is not _NOT_JSON:
+            return _object_or_refuse(decoded, raw)
         preview = raw.body[:200].decode("utf-8", errors="replace")
         encoding = _foreign_encoding(raw.body)
         # Never decoded as that encoding: guessing wrong would mis-read the data silently.
@@ -437,6 +441,10 @@ def _decode(raw: RawPage) -> dict[str, Any]:
             body=preview,
             request_id=raw.request_id,
         ) from None
+    return _object_or_refuse(decoded, raw)
+
+
+def _object_or_refuse(decoded: Any, raw: RawPage) -> dict[str, Any]:
     if not isinstance(decoded, dict):
         raise APIResponseValidationError(
             "The API answered with JSON that is not an object: "
@@ -446,6 +454,27 @@ def _decode(raw: RawPage) -> dict[str, Any]:
             request_id=raw.request_id,
         )
     return decoded
+
+
+_NOT_JSON: Any = object()
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _decode_slowly(body: bytes | memoryview) -> Any:
+    """The standard library's reading of a body orjson refused, or ``_NOT_JSON``.
+
+    orjson refuses integers too long for a double (``1e400`` written out); the standard
+    library reads them exactly, so an unknown field holding one does not sink the page. It
+    is given UTF-8 text only (it would guess UTF-16 from bytes) and no NaN or Infinity.
+    """
+    try:
+        text = bytes(body).decode("utf-8")
+        return json.loads(text, parse_constant=_refuse_constant)
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return _NOT_JSON
 
 
 def structure_page(raw: RawPage) -> CheckpointPage:

@@ -216,6 +216,11 @@ PATHS: dict[str, tuple[Callable[[RawRequest], bytes | None], type[Exception], st
     "no answer": (_always(None), APIConnectionError, "ServerDisconnectedError"),
     "echoed 401": (_echo(401), APIStatusError, "401"),
     "echoed 500, retries spent": (_echo(500), APIStatusError, "500"),
+    "key in a header name": (
+        lambda request: http_answer(400, b"{}", headers={f"X-Echo-{KEY}": "1", f"X-{ORG}": "2"}),
+        APIStatusError,
+        "400",
+    ),
     "echoed 200 non-JSON": (
         lambda request: http_answer(200, f"key {request.headers}".encode()),
         APIResponseValidationError,

@@ -21,7 +21,7 @@ from fine_tune_ckpt import (
 from fine_tune_ckpt._wire import parse_page
 from fine_tune_ckpt.testing import FakeAPIServer
 
-from .conftest import load_fixture
+from .conftest import FIXTURES, load_fixture
 
 
 def _body(value: Any) -> bytes:
@@ -437,3 +437,27 @@ def test_early_cursor_guess_from_raw_bytes(body: bytes, expected: str | None) ->
     from fine_tune_ckpt._wire import RawPage
 
     assert RawPage(body).peek_cursor() == expected
+
+
+def test_an_integer_too_long_for_orjson_is_kept_exactly() -> None:
+    """An unknown field holding a 400-digit integer neither sinks the page nor changes."""
+    import json as stdlib_json
+
+    from fine_tune_ckpt import to_wire
+    from fine_tune_ckpt._wire import parse_page
+
+    page = stdlib_json.loads((FIXTURES / "page_spec_example.json").read_text())
+    page["total_tokens_ever"] = 10**400
+    parsed = parse_page(stdlib_json.dumps(page).encode())
+    assert parsed.extra["total_tokens_ever"] == 10**400
+    assert to_wire(parsed)["total_tokens_ever"] == 10**400
+
+
+def test_the_slow_reader_refuses_nan_and_utf16() -> None:
+    """The fallback reader takes neither NaN/Infinity nor a UTF-16 body."""
+    from fine_tune_ckpt import APIResponseValidationError
+    from fine_tune_ckpt._wire import parse_page
+
+    for body in (b'{"data": [], "has_more": false, "x": NaN}', '{"data": []}'.encode("utf-16")):
+        with pytest.raises(APIResponseValidationError, match="not JSON"):
+            parse_page(body)
