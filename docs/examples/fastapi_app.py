@@ -122,8 +122,8 @@ async def stream_all(job_id: str, client: Client, request: Request) -> Streaming
 
     The first page is fetched before the answer starts, so an unknown job is still a
     404. A failure later ends the stream with an error line saying where to resume. A
-    caller that disconnects stops the stream, and with it the upstream walk, before the
-    next page is asked for.
+    caller that disconnects stops the stream and the upstream walk at the next page: at
+    most the one request the pager had already started ahead is sent (and cancelled).
     """
     try:
         pages = client.checkpoints.list(job_id, limit=100).pages()
