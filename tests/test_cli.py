@@ -339,8 +339,9 @@ def busy_port() -> Iterator[int]:
         # TEST-NET-1: a numeric address (no lookup) that is on no machine's interfaces.
         (("--host", "192.0.2.1", "--port", "0"), "cannot listen on 192.0.2.1:0"),
         (("--host", "a..b", "--port", "0"), "cannot listen on a..b:0"),  # refused unlooked-up
+        (("--host", "", "--port", "0"), "host must name an address"),
     ],
-    ids=["busy-port", "port-out-of-range", "foreign-address", "malformed-host"],
+    ids=["busy-port", "port-out-of-range", "foreign-address", "malformed-host", "empty-host"],
 )
 async def test_serve_fake_on_an_unusable_address_is_one_line_exit_2(
     busy_port: int, where: tuple[str, ...], reason: str

@@ -569,3 +569,10 @@ def test_port_out_of_range_is_refused(port: int) -> None:
     """A port outside 0..65535 is refused when the fake is made, naming the argument."""
     with pytest.raises(ValueError, match="port must be within"):
         FakeAPIServer(port=port)
+
+
+@pytest.mark.parametrize("host", ["", "  "])
+def test_an_empty_host_is_refused(host: str) -> None:
+    """An empty host would listen on every interface; it is refused by name."""
+    with pytest.raises(ValueError, match="host"):
+        FakeAPIServer(host=host)

@@ -215,6 +215,9 @@ class FakeAPIServer:
             raise ValueError("random_faults must not be empty when fault_rate is above 0")
         if not 0 <= port <= _MAX_PORT:
             raise ValueError(f"port must be within 0..{_MAX_PORT}, got {port}")
+        if not host.strip():
+            # An empty host would listen on every interface: the fake is for loopback.
+            raise ValueError("host must name an address to listen on, e.g. 127.0.0.1")
         # "[::1]" as copied from a URL means the address ::1.
         if host.startswith("[") and host.endswith("]"):
             host = host[1:-1]
