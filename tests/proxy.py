@@ -103,6 +103,7 @@ class ForwardProxy:
         max_head_bytes: int = 64 * 1024,
         max_body_bytes: int = 1024 * 1024,
         timeout: float = 10.0,
+        hosts: dict[str, str] | None = None,
     ) -> None:
         """Prepare the proxy; it listens only once entered.
 
@@ -119,6 +120,14 @@ class ForwardProxy:
         self._max_head_bytes = max_head_bytes
         self._max_body_bytes = max_body_bytes
         self._timeout = timeout
+        # Names the proxy resolves itself, to loopback only: a client may then ask for a
+        # name that is not loopback to it (so its environment proxy applies) and still
+        # reach a local server.
+        self._hosts = {
+            name.lower(): address
+            for name, address in (hosts or {}).items()
+            if ipaddress.ip_address(address).is_loopback
+        }
         #: Every request received, oldest first.
         self.seen: list[ProxiedRequest] = []
         self._server: asyncio.Server | None = None
@@ -351,7 +360,7 @@ class ForwardProxy:
         self, host: str, port: int
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """Connect to ``host``:``port`` if it is on loopback; refuse anything else."""
-        address = await _loopback_address(host, port)
+        address = self._hosts.get(host.lower()) or await _loopback_address(host, port)
         if address is None:
             raise _Refusal(403)
         try:

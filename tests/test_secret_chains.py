@@ -51,13 +51,13 @@ _OPAQUE = (
 )
 
 
-def leaks(error: BaseException) -> list[str]:
+def leaks(error: BaseException, secrets: tuple[str, ...] = SECRETS) -> list[str]:
     """Every place in ``error``'s whole chain where a secret shows, as readable paths."""
     found: list[str] = []
     seen: set[int] = set()
 
     def check(text: str, path: str) -> None:
-        if any(secret in text for secret in SECRETS):
+        if any(secret in text for secret in secrets):
             found.append(path)
 
     def walk(value: object, path: str, depth: int) -> None:
