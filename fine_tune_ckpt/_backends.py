@@ -18,6 +18,7 @@ import attrs
 from yarl import URL
 
 from ._errors import FineTuneCkptError
+from ._redact import scrub_chain, secrets_of
 
 __all__ = [
     "AZURE_V1_VERSIONS",
@@ -54,7 +55,7 @@ def check_header_value(name: str, value: str, *, source: str | None = None) -> s
     return value
 
 
-@attrs.frozen
+@attrs.define(eq=False)
 class Credential:
     """One header carrying a secret: a fixed value, or one asked of a provider each time."""
 
@@ -68,21 +69,30 @@ class Credential:
     provider: TokenProvider | None = attrs.field(default=None, repr=False)
     #: The setting's name, for error messages (e.g. ``api_key``).
     name: str = "api_key"
+    #: The provider's latest answer: kept out of the provider's own later failures.
+    _last: str | None = attrs.field(default=None, init=False, repr=False)
 
     async def current(self) -> str:
         """The header's value now: the fixed secret, or the provider's latest answer."""
         if self.provider is None:
             assert self.value is not None  # noqa: S101 - one of the two, by construction
             return self.prefix + self.value
+        failure: Exception | None = None
         try:
             answer: object = self.provider()
             if inspect.isawaitable(answer):
                 answer = await answer
         except Exception as exc:  # the provider's own failure, e.g. no Azure login
-            raise FineTuneCkptError(
-                f"The {self.name} provider failed: {type(exc).__name__}"
-            ) from exc
+            failure = exc
+        if failure is not None:
+            # Raised here, outside the except clause, so no raw context is kept: the
+            # provider's message may quote the token it gave before, sent already.
+            secrets = secrets_of([self._last]) if self._last else ()
+            error = FineTuneCkptError(f"The {self.name} provider failed: {type(failure).__name__}")
+            raise error from scrub_chain(failure, secrets)
         if not isinstance(answer, str):
+            if inspect.iscoroutine(answer):
+                answer.close()  # a nested coroutine, never to be awaited: no warning for it
             raise FineTuneCkptError(
                 f"The {self.name} provider must return a str (or an awaitable of one), "
                 f"not {type(answer).__name__}"
@@ -94,6 +104,7 @@ class Credential:
             check_header_value(self.name, token, source=f"The {self.name} provider's value")
         except ValueError as exc:
             raise FineTuneCkptError(str(exc)) from None
+        self._last = token
         return self.prefix + token
 
 

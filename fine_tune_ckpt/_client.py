@@ -12,6 +12,7 @@ import re
 import ssl
 from collections.abc import Mapping
 from types import TracebackType
+from typing import Self
 
 import aiohttp
 from yarl import URL
@@ -48,10 +49,32 @@ _USER_AGENT = (
 
 #: Header and query names whose values are treated as secrets (never in an error).
 _SENSITIVE_NAME = re.compile(r"auth|key|token|secret|password|signature|cookie|credential", re.I)
+#: A dated Azure API version.
+_API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 #: Query parameters the pager owns: a fixed value would break paging.
 _PAGING_PARAMETERS = frozenset({"after", "limit"})
 #: What a host may be made of once yarl has encoded it (RFC 3986 reg-name or IP literal).
 _HOST = re.compile(r"^[A-Za-z0-9._~%!$&'()*+,;=:-]+$")
+#: Headers that frame the request on the wire: set by hand, they corrupt the connection.
+_FRAMING_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "upgrade",
+        "te",
+        "trailer",
+        "expect",
+        "proxy-authorization",
+        "proxy-connection",
+    }
+)
+#: Headers the client builds from its own settings.
+_CREDENTIAL_HEADERS = frozenset(
+    {"authorization", "api-key", "openai-organization", "openai-project"}
+)
 #: What an HTTP header name may be made of (RFC 9110 "token").
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
@@ -247,7 +270,7 @@ class AsyncClient:
         """Close the client's own session; a lent session is left open. Safe to repeat."""
         await self._transport.aclose()
 
-    async def __aenter__(self) -> AsyncClient:
+    async def __aenter__(self) -> Self:
         """Return the client itself."""
         return self
 
@@ -293,6 +316,7 @@ class AsyncAzureClient(AsyncClient):
         api_key: str | TokenProvider | None = None,
         azure_ad_token: str | None = None,
         azure_ad_token_provider: TokenProvider | None = None,
+        azure_deployment: str | None = None,
         base_url: str | URL | None = None,
         organization: str | None = None,
         project: str | None = None,
@@ -314,13 +338,28 @@ class AsyncAzureClient(AsyncClient):
                 "No API version: pass api_version=... to AsyncAzureClient (e.g. "
                 '"2024-10-21" or "v1") or set the OPENAI_API_VERSION environment variable'
             )
-        check_header_value("api_version", version)
+        version = _check_api_version(version)
+        if azure_deployment is not None and not isinstance(azure_deployment, str):
+            raise TypeError(
+                f"azure_deployment must be a str or None, not {type(azure_deployment).__name__}"
+            )
+        #: Accepted as ``AsyncAzureOpenAI`` does; fine-tuning is not deployment-scoped, so
+        #: its requests are the same with or without it.
+        self.azure_deployment = azure_deployment
+        given = [api_key, azure_ad_token, azure_ad_token_provider]
+        if sum(value is not None for value in given) > 1:
+            raise ValueError(
+                "api_key, azure_ad_token and azure_ad_token_provider are mutually exclusive; "
+                "pass one of them, as with the official AsyncAzureOpenAI"
+            )
+        if default_query and "api-version" in default_query:
+            raise ValueError("default_query must not set 'api-version': pass api_version=")
         if azure_ad_token_provider is not None and not callable(azure_ad_token_provider):
             raise TypeError(
                 "azure_ad_token_provider must be a function returning a token, not "
                 f"{type(azure_ad_token_provider).__name__}"
             )
-        # Explicit credentials choose; only when none is given is the environment read
+        # An explicit credential chooses; only when none is given is the environment read
         # (a token there wins over a key there), as in the official SDK.
         explicit = (api_key, azure_ad_token, azure_ad_token_provider) != (None, None, None)
         credential: Credential | None
@@ -358,10 +397,12 @@ class AsyncAzureClient(AsyncClient):
             raise ValueError("pass azure_endpoint or base_url to AsyncAzureClient, not both")
         if base_url is not None:
             base, query = _check_base_url(_setting("base_url", base_url, "") or "")
-            if version not in {"v1"}:
-                query = {"api-version": version, **query}
+            query.pop("api-version", None)  # api_version says which, never the URL
+            if version != "v1":
+                query["api-version"] = version
         elif endpoint is not None:
             root, endpoint_query = _check_base_url(endpoint, name="azure_endpoint")
+            endpoint_query.pop("api-version", None)  # api_version says which, never the URL
             base, fixed_query = azure_base_url(root, version)
             query = {**endpoint_query, **dict(fixed_query)}
         else:
@@ -480,6 +521,17 @@ def _check_base_url(value: str, *, name: str = "base_url") -> tuple[URL, dict[st
     return url.with_query(None).with_path(url.raw_path.rstrip("/"), encoded=True), query
 
 
+def _check_api_version(value: str) -> str:
+    """An Azure API version: a date (``2024-10-21``, ``...-preview``), ``v1`` or ``preview``."""
+    version = value.lower() if value.lower() in {"v1", "preview"} else value
+    if version in {"v1", "preview"} or _API_VERSION.match(version):
+        return version
+    raise ValueError(
+        "api_version must be a dated version such as '2024-10-21' (or '...-preview'), "
+        f"'v1' or 'preview', got {value!r}"
+    )
+
+
 def _key_credential(
     name: str, value: object, env_var: str, *, header: str, prefix: str
 ) -> Credential | None:
@@ -509,6 +561,15 @@ def _check_default_headers(headers: object) -> dict[str, str]:
     for name, value in headers.items():
         if not isinstance(name, str) or not _HEADER_NAME.match(name):
             raise ValueError(f"default_headers has an invalid header name {name!r}")
+        if name.lower() in _FRAMING_HEADERS:
+            raise ValueError(
+                f"default_headers must not set {name!r}: aiohttp frames each request itself"
+            )
+        if name.lower() in _CREDENTIAL_HEADERS:
+            raise ValueError(
+                f"default_headers must not set {name!r}: pass the credential as api_key=, "
+                "organization= or project= (or the Azure client's settings)"
+            )
         if not isinstance(value, str):
             raise TypeError(f"default_headers[{name!r}] must be a str, not {type(value).__name__}")
         checked[name] = check_header_value(name, value.strip(), source=f"default_headers[{name!r}]")

@@ -3,9 +3,11 @@
 As the official SDK does, the client's own session honours ``HTTP_PROXY``,
 ``HTTPS_PROXY``, ``ALL_PROXY`` and ``NO_PROXY`` (either case; lower case wins), read once
 when the client is made; ``proxy=`` names one explicitly and wins over the environment.
-Requests to loopback (``localhost``, ``127.0.0.0/8``, ``::1``) never go through an
-environment proxy, as in Go's ``ProxyFromEnvironment``: a local fake API or sidecar is
-never meant to be reached through a corporate proxy. HTTPS goes through a proxy as a
+A variable's value without a scheme means ``http://``; one that cannot be used (SOCKS)
+is an error only for a request that would go through it. Requests to loopback
+(``localhost``, ``127.0.0.0/8``, ``::1``) never go through an environment proxy, as in
+Go's ``ProxyFromEnvironment``: a local fake API or sidecar is never meant to be reached
+through a corporate proxy. HTTPS goes through a proxy as a
 ``CONNECT`` tunnel, so the proxy sees neither the key nor the answers.
 """
 
@@ -18,6 +20,8 @@ from collections.abc import Mapping
 import attrs
 from yarl import URL
 
+from ._errors import FineTuneCkptError
+
 __all__ = ["ProxyRules", "check_proxy_url"]
 
 _SCHEMES = ("http", "https", "all")
@@ -26,11 +30,19 @@ _SCHEMES = ("http", "https", "all")
 def check_proxy_url(value: object, *, source: str) -> URL:
     """Return ``value`` as a proxy URL aiohttp can use, or raise naming ``source``.
 
-    The message never shows the URL: it may hold the proxy's password.
+    A value without a scheme (``proxy.corp:3128``) means ``http://``, as curl and the
+    official SDK read it. The message never shows the URL: it may hold a password.
     """
     if not isinstance(value, str | URL):
         raise TypeError(f"{source} must be a str or None, not {type(value).__name__}")
-    url = URL(str(value).strip())
+    text = str(value).strip()
+    if "://" not in text:
+        text = f"http://{text}"
+    try:
+        url = URL(text)
+        url.port  # noqa: B018 - yarl checks the port only when asked
+    except ValueError:
+        raise ValueError(f"{source} is not a valid proxy URL") from None
     if url.scheme not in {"http", "https"} or not url.host:
         raise ValueError(
             f"{source} must be an http:// or https:// proxy URL with a host "
@@ -45,20 +57,28 @@ class ProxyRules:
 
     #: ``proxy=``: every request goes through it.
     explicit: URL | None = None
-    #: The environment's proxies by URL scheme (``http``, ``https``, ``all``).
-    by_scheme: Mapping[str, URL] = attrs.field(factory=dict)
+    #: The environment's proxies by URL scheme (``http``, ``https``, ``all``); a string
+    #: instead of a URL says why that variable's value cannot be used.
+    by_scheme: Mapping[str, URL | str] = attrs.field(factory=dict)
     #: The environment's ``NO_PROXY`` list, as written.
     no_proxy: str = ""
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str], *, explicit: URL | None) -> ProxyRules:
         """Read ``*_PROXY`` variables from ``environ`` (lower case first, as curl does)."""
-        by_scheme: dict[str, URL] = {}
+        by_scheme: dict[str, URL | str] = {}
         for scheme in _SCHEMES:
             name = f"{scheme}_proxy"
             value = environ.get(name) or environ.get(name.upper())
             if value and value.strip():
-                by_scheme[scheme] = check_proxy_url(value, source=f"The {name.upper()} variable")
+                # An unusable value (a SOCKS proxy, say) only matters to a request that
+                # would go through it: other tools' variables must not stop the client.
+                try:
+                    by_scheme[scheme] = check_proxy_url(
+                        value, source=f"The {name.upper()} variable"
+                    )
+                except ValueError as exc:
+                    by_scheme[scheme] = str(exc)
         no_proxy = environ.get("no_proxy") or environ.get("NO_PROXY") or ""
         return cls(explicit=explicit, by_scheme=by_scheme, no_proxy=no_proxy)
 
@@ -73,13 +93,15 @@ class ProxyRules:
             return None
         if self.no_proxy and _bypassed(url, self.no_proxy):
             return None
+        if isinstance(proxy, str):
+            raise FineTuneCkptError(f"{proxy}; this request would go through it")
         return proxy
 
     def secrets(self) -> tuple[str, ...]:
         """What of the proxies' user info must never show in an error."""
         found: list[str] = []
         for proxy in (self.explicit, *self.by_scheme.values()):
-            if proxy is None or proxy.password is None:
+            if not isinstance(proxy, URL) or proxy.password is None:
                 continue
             user_pass = f"{proxy.user or ''}:{proxy.password}"
             found += [proxy.password, user_pass, base64.b64encode(user_pass.encode()).decode()]

@@ -205,7 +205,15 @@ class Transport:
         headers, secrets = self._headers, self._secrets
         if self._credential is not None:
             # Asked before every attempt, retries included: a token may have expired since.
-            value = await self._credential.current()
+            # A provider that hangs (a vault that does not answer) is bound by the deadline.
+            try:
+                async with self._until_deadline(started):
+                    value = await self._credential.current()
+            except TimeoutError:
+                raise APITimeoutError(
+                    f"Deadline of {self._deadline} s reached while asking the "
+                    f"{self._credential.name} provider"
+                ) from None
             headers = {**headers, self._credential.header: value}
             secrets = secrets + secrets_of([value])
         failure: FineTuneCkptError

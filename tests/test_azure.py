@@ -197,7 +197,19 @@ def test_base_url_is_used_as_given() -> None:
         ({"base_url": "https://x.example/openai"}, ValueError, "not both"),
         ({"azure_endpoint": "ftp://res"}, ValueError, "azure_endpoint"),
         ({"api_version": "2024\n10"}, ValueError, "api_version"),
-        ({"azure_ad_token_provider": "not callable"}, TypeError, "azure_ad_token_provider"),
+        (
+            {"api_key": None, "azure_ad_token_provider": "not callable"},
+            TypeError,
+            "azure_ad_token_provider",
+        ),
+        ({"azure_ad_token": "t"}, ValueError, "mutually exclusive"),
+        ({"azure_ad_token_provider": lambda: "t"}, ValueError, "mutually exclusive"),
+        ({"api_version": "v2"}, ValueError, "api_version"),
+        ({"api_version": "latest"}, ValueError, "api_version"),
+        ({"api_version": "../x"}, ValueError, "api_version"),
+        ({"api_version": "2024-10-21x"}, ValueError, "api_version"),
+        ({"default_query": {"api-version": "2020-01-01"}}, ValueError, "api-version"),
+        ({"azure_deployment": 5}, TypeError, "azure_deployment"),
         ({"api_key": "k\x00ey"}, ValueError, "api_key"),
     ],
 )
@@ -267,3 +279,33 @@ async def test_the_token_request_matches_the_official_sdk(azure: FakeAPIServer) 
         theirs.credential,
     )
     assert ours.credential == "bearer"
+
+
+@pytest.mark.parametrize(("given", "path"), [("V1", "/openai/v1/"), ("PREVIEW", "/openai/v1/")])
+def test_v1_and_preview_are_read_in_any_case(given: str, path: str) -> None:
+    """The v1 and preview versions are read in any case, never as a dated version."""
+    client = AsyncAzureClient(azure_endpoint="https://r.example", api_version=given, api_key="k")
+    assert f"{client._backend.base_url}/".endswith(path)
+    assert client.api_version == given.lower()
+
+
+def test_api_version_is_set_by_the_setting_never_the_url() -> None:
+    """An api-version in base_url or azure_endpoint is replaced by api_version."""
+    by_base = AsyncAzureClient(
+        base_url="https://gw.example/openai?api-version=2020-01-01&x=1",
+        api_version=DATED,
+        api_key="k",
+    )
+    assert dict(by_base._backend.query) == {"x": "1", "api-version": DATED}
+    by_endpoint = AsyncAzureClient(
+        azure_endpoint="https://r.example?api-version=2020-01-01", api_version="v1", api_key="k"
+    )
+    assert dict(by_endpoint._backend.query) == {}
+
+
+async def test_a_deployment_changes_nothing_for_fine_tuning(azure: FakeAPIServer) -> None:
+    """azure_deployment is accepted, as by AsyncAzureOpenAI, and the request is the same."""
+    async with _client(azure, azure_deployment="gpt-4o-mini") as client:
+        assert client.azure_deployment == "gpt-4o-mini"
+        await client.checkpoints.list(JOB)
+    assert azure.requests[0].raw_path == f"/openai/fine_tuning/jobs/{JOB}/checkpoints"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -10,8 +11,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from fine_tune_ckpt import AsyncClient, AuthenticationError, FineTuneCkptError
+from fine_tune_ckpt import APITimeoutError, AsyncClient, AuthenticationError, FineTuneCkptError
 from fine_tune_ckpt.testing import FakeClock
+
+from .test_secret_chains import leaks
 
 JOB = "ftjob-abc123"
 
@@ -267,6 +270,13 @@ async def test_a_secret_gateway_header_never_shows_in_errors(
         ({"default_headers": {"bad name": "x"}}, ValueError, "header name"),
         ({"default_headers": {"x-a": 5}}, TypeError, "x-a"),
         ({"default_headers": {"x-a": "line\nbreak"}}, ValueError, "x-a"),
+        ({"default_headers": {"Content-Length": "5"}}, ValueError, "Content-Length"),
+        ({"default_headers": {"transfer-encoding": "chunked"}}, ValueError, "transfer"),
+        ({"default_headers": {"Host": "evil.example"}}, ValueError, "Host"),
+        ({"default_headers": {"Connection": "close"}}, ValueError, "Connection"),
+        ({"default_headers": {"Authorization": "Bearer x"}}, ValueError, "api_key="),
+        ({"default_headers": {"api-key": "x"}}, ValueError, "api_key="),
+        ({"default_headers": {"OpenAI-Organization": "x"}}, ValueError, "organization="),
         ({"default_query": "a=b"}, TypeError, "default_query"),
         ({"default_query": {"a": True}}, TypeError, "'a'"),
         ({"default_query": {"a": 1.5}}, TypeError, "'a'"),
@@ -283,3 +293,58 @@ def test_bad_gateway_settings_fail_at_construction(
     """Each bad header, query or proxy setting names itself before any request."""
     with pytest.raises(error, match=fragment):
         AsyncClient(api_key="sk-x", **options)
+
+
+async def test_the_deadline_bounds_a_provider_that_hangs(recorder: tuple[Recorder, str]) -> None:
+    """A provider that never answers is cut off by the deadline, nothing sent."""
+    server, base_url = recorder
+    never = asyncio.Event()
+
+    async def hanging() -> str:
+        await never.wait()
+        return "unreachable"
+
+    async with AsyncClient(api_key=hanging, base_url=base_url, deadline=0.1) as client:
+        with pytest.raises(APITimeoutError, match="provider"):
+            await asyncio.wait_for(client.checkpoints.list(JOB).to_list(), timeout=5)
+    assert server.seen == []
+
+
+async def test_a_nested_coroutine_is_refused_without_a_warning(
+    recorder: tuple[Recorder, str],
+) -> None:
+    """An async provider returning a coroutine (a forgotten await) is refused and closed."""
+    _, base_url = recorder
+
+    async def inner() -> str:
+        return "never awaited"
+
+    async def provider() -> Any:
+        return inner()  # the mistake: no await
+
+    async with _client(base_url, api_key=provider) as client:
+        with pytest.raises(FineTuneCkptError, match="coroutine"):
+            await client.checkpoints.list(JOB)
+    gc.collect()  # an unclosed coroutine would warn here, and warnings are errors
+
+
+async def test_a_provider_failure_quoting_its_last_token_is_scrubbed(
+    recorder: tuple[Recorder, str],
+) -> None:
+    """A provider that fails while quoting the token it gave before has it redacted."""
+    _, base_url = recorder
+    calls = 0
+    token = "sk-rotating-TOKEN-1"  # noqa: S105 - a made-up token
+
+    def provider() -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return token
+        raise RuntimeError(f"refresh failed for token {token}")
+
+    async with _client(base_url, api_key=provider) as client:
+        with pytest.raises(FineTuneCkptError, match="provider failed") as caught:
+            await client.checkpoints.list(JOB, limit=2).to_list()
+    assert leaks(caught.value, ("sk-rotating-TOKEN-1",)) == []
+    assert caught.value.resume_after == "ftckpt_5"

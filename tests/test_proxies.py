@@ -86,11 +86,31 @@ def test_an_explicit_proxy_wins_over_everything() -> None:
     assert rules.proxy_for(URL("http://127.0.0.1/v1")) == URL("http://mine:2")
 
 
-def test_an_unusable_environment_proxy_names_its_variable() -> None:
-    """A SOCKS or malformed *_PROXY value is a ValueError naming the variable, not the value."""
-    with pytest.raises(ValueError, match="ALL_PROXY") as caught:
-        _rules(ALL_PROXY="socks5://user:pw-SECRET@127.0.0.1:1080")
+def test_a_value_without_a_scheme_means_http() -> None:
+    """HTTP_PROXY=proxy.corp:3128 is read as http://proxy.corp:3128, as curl and the SDK do."""
+    assert _rules(HTTPS_PROXY="proxy.corp:3128").proxy_for(API) == URL("http://proxy.corp:3128")
+
+
+def test_an_unusable_environment_proxy_fails_only_the_requests_it_would_carry() -> None:
+    """A SOCKS ALL_PROXY stops no client; a request that would use it names the variable."""
+    from fine_tune_ckpt import FineTuneCkptError
+
+    rules = _rules(ALL_PROXY="socks5://user:pw-SECRET@127.0.0.1:1080", NO_PROXY="internal")
+    assert rules.proxy_for(URL("http://127.0.0.1/v1")) is None  # loopback: direct
+    assert rules.proxy_for(URL("https://svc.internal/v1")) is None  # NO_PROXY: direct
+    with pytest.raises(FineTuneCkptError, match="ALL_PROXY") as caught:
+        rules.proxy_for(API)
     assert "pw-SECRET" not in str(caught.value)
+    assert _rules(ALL_PROXY="socks5://127.0.0.1:1080", HTTPS_PROXY="http://p:1").proxy_for(
+        API
+    ) == URL("http://p:1")
+
+
+def test_a_client_builds_whatever_proxy_variables_say(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Other tools' proxy variables (SOCKS, no scheme) never stop a client being made."""
+    monkeypatch.setenv("ALL_PROXY", "socks5h://127.0.0.1:9050")
+    monkeypatch.setenv("HTTP_PROXY", "proxy.corp:3128")
+    AsyncClient(api_key="sk-x", base_url="http://127.0.0.1:9/v1")
 
 
 def test_proxy_passwords_are_secrets() -> None:
