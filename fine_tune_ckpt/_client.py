@@ -21,6 +21,7 @@ from ._args import check_non_negative_int, check_optional_seconds, check_positiv
 from ._backends import Backend, Credential, TokenProvider, azure_base_url, check_header_value
 from ._clock import Clock, SystemClock
 from ._errors import FineTuneCkptError
+from ._options import PAGING_PARAMETERS, check_headers, check_query, is_sensitive
 from ._proxies import ProxyRules, check_proxy_url
 from ._resource import AsyncCheckpointsResource
 from ._transport import DEFAULT_MAX_CONNECTIONS, Transport
@@ -47,36 +48,10 @@ _USER_AGENT = (
     f"(Python {platform.python_version()}; aiohttp {aiohttp.__version__})"
 )
 
-#: Header and query names whose values are treated as secrets (never in an error).
-_SENSITIVE_NAME = re.compile(r"auth|key|token|secret|password|signature|cookie|credential", re.I)
 #: A dated Azure API version.
 _API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
-#: Query parameters the pager owns: a fixed value would break paging.
-_PAGING_PARAMETERS = frozenset({"after", "limit"})
 #: What a host may be made of once yarl has encoded it (RFC 3986 reg-name or IP literal).
 _HOST = re.compile(r"^[A-Za-z0-9._~%!$&'()*+,;=:-]+$")
-#: Headers that frame the request on the wire: set by hand, they corrupt the connection.
-_FRAMING_HEADERS = frozenset(
-    {
-        "host",
-        "content-length",
-        "transfer-encoding",
-        "connection",
-        "keep-alive",
-        "upgrade",
-        "te",
-        "trailer",
-        "expect",
-        "proxy-authorization",
-        "proxy-connection",
-    }
-)
-#: Headers the client builds from its own settings.
-_CREDENTIAL_HEADERS = frozenset(
-    {"authorization", "api-key", "openai-organization", "openai-project"}
-)
-#: What an HTTP header name may be made of (RFC 9110 "token").
-_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
 
 class AsyncClient:
@@ -197,6 +172,7 @@ class AsyncClient:
         session: aiohttp.ClientSession | None,
         ssl_context: ssl.SSLContext | None,
         clock: Clock | None,
+        reserved_query: frozenset[str] = frozenset(),
     ) -> None:
         """Check what every client shares, then build its backend, transport and resources."""
         #: The base URL endpoint paths are appended to.
@@ -211,8 +187,8 @@ class AsyncClient:
             )
         if session is not None:
             _check_lent_session(session)
-        headers = _check_default_headers(default_headers)
-        extra_query = _check_default_query(default_query)
+        headers = check_headers("default_headers", default_headers)
+        extra_query = check_query("default_query", default_query, reserved=reserved_query)
         explicit_proxy = None if proxy is None else check_proxy_url(proxy, source="proxy")
         # A lent session is configured by its owner: only an explicit proxy applies to it.
         proxies = (
@@ -221,14 +197,14 @@ class AsyncClient:
             else ProxyRules.from_environment(os.environ, explicit=explicit_proxy)
         )
 
-        secret_headers = {name: value for name, value in headers.items() if _sensitive(name)}
-        origin_headers = {name: value for name, value in headers.items() if not _sensitive(name)}
+        secret_headers = {name: value for name, value in headers.items() if is_sensitive(name)}
+        origin_headers = {name: value for name, value in headers.items() if not is_sensitive(name)}
         credentials = {**fixed_credentials, **secret_headers}
         if credential.provider is None:
             assert credential.value is not None  # noqa: S101 - fixed when there is no provider
             credentials = {credential.header: credential.prefix + credential.value, **credentials}
-        secrets = [value for name, value in extra_query.items() if _sensitive(name)]
-        secrets += [value for name, value in query.items() if _sensitive(name)]
+        secrets = [value for name, value in extra_query.items() if is_sensitive(name)]
+        secrets += [value for name, value in query.items() if is_sensitive(name)]
 
         self._backend = Backend(
             base_url=base_url,
@@ -352,8 +328,6 @@ class AsyncAzureClient(AsyncClient):
                 "api_key, azure_ad_token and azure_ad_token_provider are mutually exclusive; "
                 "pass one of them, as with the official AsyncAzureOpenAI"
             )
-        if default_query and "api-version" in default_query:
-            raise ValueError("default_query must not set 'api-version': pass api_version=")
         if azure_ad_token_provider is not None and not callable(azure_ad_token_provider):
             raise TypeError(
                 "azure_ad_token_provider must be a function returning a token, not "
@@ -515,7 +489,7 @@ def _check_base_url(value: str, *, name: str = "base_url") -> tuple[URL, dict[st
     query = dict(url.query)
     if len(query) != len(url.query):
         raise ValueError(f"{name} must not repeat a query parameter")
-    if _PAGING_PARAMETERS & query.keys():
+    if PAGING_PARAMETERS & query.keys():
         raise ValueError(f"{name} must not set after or limit: they belong to each listing")
     # Trailing slashes would double up when the endpoint's path is appended.
     return url.with_query(None).with_path(url.raw_path.rstrip("/"), encoded=True), query
@@ -545,54 +519,3 @@ def _key_credential(
         return Credential(header, prefix, provider=value, name=name)
     fixed = _credential(name, value, env_var)
     return None if fixed is None else Credential(header, prefix, value=fixed, name=name)
-
-
-def _sensitive(name: str) -> bool:
-    """Whether a header or query parameter of this name carries a secret."""
-    return _SENSITIVE_NAME.search(name) is not None
-
-
-def _check_default_headers(headers: object) -> dict[str, str]:
-    if headers is None:
-        return {}
-    if not isinstance(headers, Mapping):
-        raise TypeError(f"default_headers must be a mapping, not {type(headers).__name__}")
-    checked: dict[str, str] = {}
-    for name, value in headers.items():
-        if not isinstance(name, str) or not _HEADER_NAME.match(name):
-            raise ValueError(f"default_headers has an invalid header name {name!r}")
-        if name.lower() in _FRAMING_HEADERS:
-            raise ValueError(
-                f"default_headers must not set {name!r}: aiohttp frames each request itself"
-            )
-        if name.lower() in _CREDENTIAL_HEADERS:
-            raise ValueError(
-                f"default_headers must not set {name!r}: pass the credential as api_key=, "
-                "organization= or project= (or the Azure client's settings)"
-            )
-        if not isinstance(value, str):
-            raise TypeError(f"default_headers[{name!r}] must be a str, not {type(value).__name__}")
-        checked[name] = check_header_value(name, value.strip(), source=f"default_headers[{name!r}]")
-    return checked
-
-
-def _check_default_query(query: object) -> dict[str, str]:
-    if query is None:
-        return {}
-    if not isinstance(query, Mapping):
-        raise TypeError(f"default_query must be a mapping, not {type(query).__name__}")
-    checked: dict[str, str] = {}
-    for name, value in query.items():
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"default_query has an invalid parameter name {name!r}")
-        if name in _PAGING_PARAMETERS:
-            raise ValueError(
-                f"default_query must not set {name!r}: it belongs to each listing "
-                f"(client.checkpoints.list(..., {name}=...))"
-            )
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            raise TypeError(
-                f"default_query[{name!r}] must be a str or int, not {type(value).__name__}"
-            )
-        checked[name] = str(value)
-    return checked
