@@ -410,6 +410,7 @@ class AsyncAzureClient(AsyncClient):
             session=session,
             ssl_context=ssl_context,
             clock=clock,
+            reserved_query=frozenset({"api-version"}),
         )
 
 
