@@ -38,6 +38,7 @@ from ._errors import (
     error_for_status,
     request_id_of,
 )
+from ._options import CallOptions, Limits, is_sensitive
 from ._proxies import ProxyRules
 from ._redact import redacted_text, scrub_chain, scrub_error, secrets_of
 from ._redirects import REDIRECT_STATUSES, redirect_target, same_origin
@@ -46,7 +47,7 @@ from ._retry import retry_wait, should_retry
 if TYPE_CHECKING:
     from tenacity import RetryCallState
 
-__all__ = ["DEFAULT_MAX_CONNECTIONS", "MAX_BODY_BYTES", "Response", "Transport"]
+__all__ = ["DEFAULT_MAX_CONNECTIONS", "MAX_BODY_BYTES", "Pool", "Response", "Transport"]
 
 logger = logging.getLogger("fine_tune_ckpt")
 
@@ -68,6 +69,10 @@ class Response:
     body: bytes
     #: What must never appear in an error built from this answer (the credentials sent).
     secrets: tuple[str, ...] = ()
+    #: Attempts the request took (1 with no retry).
+    attempts: int = 1
+    #: Seconds the request took, every attempt and wait included.
+    elapsed: float = 0.0
 
     @property
     def request_id(self) -> str | None:
@@ -105,8 +110,12 @@ class Transport:
         ssl_context: ssl.SSLContext | None = None,
         max_body_bytes: int = MAX_BODY_BYTES,
         random_source: Callable[[], float] = random.random,
+        pool: Pool | None = None,
     ) -> None:
         """Set up the transport; nothing is connected until the first request.
+
+        ``pool`` shares another transport's sessions and connections (``with_options``):
+        this transport then never closes them.
 
         ``headers`` go everywhere; ``origin_headers`` (a gateway's) and ``credentials``
         only to the origin asked for; ``credential`` is asked of its provider before every
@@ -117,14 +126,9 @@ class Transport:
         self._credential = credential
         self._secrets = secrets_of(credentials.values()) + extra_secrets
         self._proxies = proxies if proxies is not None else ProxyRules()
-        self._timeout = timeout
-        self._deadline = deadline
-        self.max_retries = max_retries
-        self._lent = session
-        self._max_connections = max_connections
-        self._own: _OwnSession | None = None
-        self._lent_loop: asyncio.AbstractEventLoop | None = None
-        self._lent_semaphore: _Slots | None = None
+        self._limits = Limits(timeout=timeout, deadline=deadline, max_retries=max_retries)
+        self._owns_pool = pool is None
+        self.pool = pool if pool is not None else Pool(session, max_connections)
         self._closed = False
         self._clock = clock
         # True: aiohttp's default, verified TLS; a context replaces it, never disables it.
@@ -133,36 +137,39 @@ class Transport:
         self._random = random_source
 
     @property
+    def max_retries(self) -> int:
+        """Retries after the first attempt, unless a call says otherwise."""
+        return self._limits.max_retries
+
+    @property
     def closed(self) -> bool:
-        """Whether :meth:`aclose` was called."""
-        return self._closed
+        """Whether :meth:`aclose` was called here, or on the transport owning the pool."""
+        return self._closed or self.pool.closed
 
     @property
     def _session(self) -> aiohttp.ClientSession | None:
         """The session in use now, if any (for tests and diagnostics)."""
-        if self._lent is not None:
-            return self._lent
-        return None if self._own is None else self._own.session
+        return self.pool.session
 
     async def aclose(self) -> None:
-        """Close the session if this transport created it; a lent one stays open."""
+        """Stop sending; close the pool's own session if this transport owns the pool."""
         self._closed = True
-        own, self._own = self._own, None
-        if own is not None:
-            await own.close()
+        if self._owns_pool:
+            await self.pool.aclose()
 
-    async def get(self, url: URL) -> Response:
+    async def get(self, url: URL, options: CallOptions | None = None) -> Response:
         """GET ``url`` and return its 2xx answer, retrying what the retry rules allow.
 
-        Raises the last attempt's error once retries or the deadline are spent.
+        ``options`` are one call's overrides (timeouts, retries, extra headers). Raises the
+        last attempt's error once retries or the deadline are spent.
         """
-        started = self._clock.monotonic()
+        call = self._call(url, options)
         # Fast path: most requests succeed at once, and building tenacity's machinery
         # costs about 40 us a request. Only a retryable failure brings it in.
         try:
-            return await self._attempt(url, started)
+            return await self._attempt(call)
         except Exception as error:  # CancelledError is a BaseException: never caught
-            if self.max_retries == 0 or not should_retry(error):
+            if call.limits.max_retries == 0 or not should_retry(error):
                 raise
             first_failure: Exception | None = error
 
@@ -173,7 +180,7 @@ class Transport:
             if first_failure is not None:
                 failure, first_failure = first_failure, None
                 raise failure
-            return await self._attempt(url, started)
+            return await self._attempt(call)
 
         # Imported here, on the first retry: it is not needed on the success path, and
         # importing it eagerly costs every program that imports this package.
@@ -181,37 +188,54 @@ class Transport:
 
         retrying = AsyncRetrying(
             sleep=self._clock.sleep,
-            stop=lambda state: self._should_stop(state, started),
+            stop=lambda state: self._should_stop(state, call),
             wait=self._wait,
             retry=retry_if_exception(should_retry),
-            before_sleep=self._log_retry,
+            before_sleep=lambda state: self._log_retry(state, call),
             reraise=True,
         )
         response: Response = await retrying(attempt)
         return response
 
-    async def _attempt(self, url: URL, started: float) -> Response:
+    def _call(self, url: URL, options: CallOptions | None) -> _Call:
+        """The state of one request: its bounds, headers and secrets, and what it took."""
+        started = self._clock.monotonic()
+        if options is None:
+            return _Call(url, started, self._limits, self._headers, self._secrets)
+        extra = options.extra_headers
+        secrets = self._secrets + tuple(
+            value for name, value in extra.items() if is_sensitive(name) and value
+        )
+        return _Call(
+            url, started, options.limits(self._limits), {**self._headers, **extra}, secrets
+        )
+
+    async def _attempt(self, call: _Call) -> Response:
         """Make one HTTP exchange (redirects included) within the time left; no retries.
 
         aiohttp's exceptions never leave: each becomes one of ours, raised outside the
         ``except`` clause and with a scrubbed cause, so no link of its chain holds a secret.
         """
-        own = self._own
+        if self._closed:
+            raise RuntimeError("This AsyncClient is closed; create a new one to send requests")
+        url = call.url
+        call.attempts += 1
+        own = self.pool.own
         slots: _Slots | None
         if own is not None and own.loop is asyncio.get_running_loop():
             session, slots = own.session, own.slots  # the common case, without an await
         else:
-            session, slots = await self._session_for_this_loop()
-        headers, secrets = self._headers, self._secrets
+            session, slots = await self.pool.session_for_this_loop()
+        headers, secrets = call.headers, call.secrets
         if self._credential is not None:
             # Asked before every attempt, retries included: a token may have expired since.
             # A provider that hangs (a vault that does not answer) is bound by the deadline.
             try:
-                async with self._until_deadline(started):
+                async with self._until_deadline(call):
                     value = await self._credential.current()
             except TimeoutError:
                 raise APITimeoutError(
-                    f"Deadline of {self._deadline} s reached while asking the "
+                    f"Deadline of {call.limits.deadline} s reached while asking the "
                     f"{self._credential.name} provider"
                 ) from None
             headers = {**headers, self._credential.header: value}
@@ -223,11 +247,11 @@ class Transport:
                 # Waiting for a free connection counts toward the deadline, never toward
                 # the attempt's own timeout: 300 calls sharing 100 connections must not
                 # time out for having queued behind each other.
-                async with self._until_deadline(started):
+                async with self._until_deadline(call):
                     await slots.wait()
             try:
-                async with asyncio.timeout(self._attempt_budget(started)):
-                    return await self._exchange(session, url, headers, secrets)
+                async with asyncio.timeout(self._attempt_budget(call)):
+                    return await self._exchange(session, call, headers, secrets)
             finally:
                 if slots is not None:
                     slots.give_back()
@@ -252,12 +276,12 @@ class Transport:
     async def _exchange(
         self,
         session: aiohttp.ClientSession,
-        url: URL,
+        call: _Call,
         origin_headers: Mapping[str, str],
         secrets: tuple[str, ...],
     ) -> Response:
-        """GET ``url``, following redirects by the rules of ``_redirects``."""
-        asked = url
+        """GET the call's URL, following redirects by the rules of ``_redirects``."""
+        url = asked = call.url
         headers = origin_headers
         visited: set[URL] = set()
         while True:
@@ -295,7 +319,8 @@ class Transport:
             error = error_for_status(status, body, answer_headers)
             scrub_error(error, secrets)  # an answer may echo what it was sent
             raise error
-        return Response(status, answer_headers, body, secrets)
+        elapsed = self._clock.monotonic() - call.started
+        return Response(status, answer_headers, body, secrets, call.attempts, elapsed)
 
     async def _read_body(self, answer: aiohttp.ClientResponse) -> bytes:
         """Read the whole body, refusing one larger than ``max_body_bytes`` once decoded.
@@ -332,42 +357,123 @@ class Transport:
             message, status_code=answer.status, request_id=request_id_of(answer.headers)
         )
 
-    def _attempt_budget(self, started: float) -> float | None:
+    def _attempt_budget(self, call: _Call) -> float | None:
         """Seconds this attempt may take: the per-attempt timeout, cut to the deadline."""
-        remaining = self._deadline_left(started)
+        remaining = self._deadline_left(call)
+        timeout = call.limits.timeout
         if remaining is None:
-            return self._timeout
-        return remaining if self._timeout is None else min(self._timeout, remaining)
+            return timeout
+        return remaining if timeout is None else min(timeout, remaining)
 
-    def _until_deadline(self, started: float) -> contextlib.AbstractAsyncContextManager[object]:
+    def _until_deadline(self, call: _Call) -> contextlib.AbstractAsyncContextManager[object]:
         """Bound what follows (queueing for a connection included) by the deadline."""
-        if self._deadline is None:
+        if call.limits.deadline is None:
             return _NO_LIMIT
-        return asyncio.timeout(self._deadline_left(started))
+        return asyncio.timeout(self._deadline_left(call))
 
-    def _deadline_left(self, started: float) -> float | None:
+    def _deadline_left(self, call: _Call) -> float | None:
         """Seconds left before the deadline (``None``: no deadline); raise if none are."""
-        if self._deadline is None:
+        deadline = call.limits.deadline
+        if deadline is None:
             return None
-        remaining = self._deadline - (self._clock.monotonic() - started)
+        remaining = deadline - (self._clock.monotonic() - call.started)
         if remaining <= 0:
-            raise APITimeoutError(f"Deadline of {self._deadline} s reached before the request")
+            raise APITimeoutError(f"Deadline of {deadline} s reached before the request")
         return remaining
 
-    async def _session_for_this_loop(
-        self,
-    ) -> tuple[aiohttp.ClientSession, _Slots | None]:
+    def _should_stop(self, state: RetryCallState, call: _Call) -> bool:
+        if state.attempt_number > call.limits.max_retries:
+            return True
+        deadline = call.limits.deadline
+        if deadline is None:
+            return False
+        elapsed = self._clock.monotonic() - call.started
+        # Sleeping past the deadline would only end in a timeout: give up now instead.
+        return elapsed + state.upcoming_sleep >= deadline
+
+    def _wait(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        if error is None:  # tenacity waits only after a failed attempt; be safe anyway
+            return 0.0
+        return retry_wait(
+            error, state.attempt_number - 1, now=self._clock.time(), random=self._random
+        )
+
+    def _log_retry(self, state: RetryCallState, call: _Call) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        status = error.status_code if isinstance(error, APIStatusError) else None
+        request_id = getattr(error, "request_id", None)
+        logger.info(
+            "Retrying in %.2f s after attempt %d of %d failed (status %s, request id %s): %s",
+            state.upcoming_sleep,
+            state.attempt_number,
+            call.limits.max_retries + 1,
+            status,
+            request_id,
+            error,
+            extra={
+                "attempt": state.attempt_number,
+                "status_code": status,
+                "wait": state.upcoming_sleep,
+                "request_id": request_id,
+            },
+        )
+
+
+@attrs.define(eq=False)
+class _Call:
+    """One request as the transport runs it: what bounds it and what it took so far."""
+
+    url: URL
+    started: float
+    limits: Limits
+    headers: Mapping[str, str]
+    secrets: tuple[str, ...]
+    attempts: int = 0
+
+
+class Pool:
+    """The sessions and connections of a client and of its ``with_options`` copies.
+
+    A lent session, or the client's own, one per event loop (see :class:`_OwnSession`).
+    Closing the pool closes the own session; copies share it and never close it.
+    """
+
+    def __init__(self, lent: aiohttp.ClientSession | None, max_connections: int) -> None:
+        """Hold ``lent`` if given; else open an own session on first use."""
+        self._lent = lent
+        self._max_connections = max_connections
+        self.own: _OwnSession | None = None
+        self._lent_loop: asyncio.AbstractEventLoop | None = None
+        self._lent_semaphore: _Slots | None = None
+        self.closed = False
+
+    @property
+    def session(self) -> aiohttp.ClientSession | None:
+        """The session in use now, if any."""
+        if self._lent is not None:
+            return self._lent
+        return None if self.own is None else self.own.session
+
+    async def aclose(self) -> None:
+        """Close the own session; a lent one stays open. Safe to repeat."""
+        self.closed = True
+        own, self.own = self.own, None
+        if own is not None:
+            await own.close()
+
+    async def session_for_this_loop(self) -> tuple[aiohttp.ClientSession, _Slots | None]:
         """The session to use in the running loop, and the slots that bound its pool."""
-        if self._closed:
+        if self.closed:
             raise RuntimeError("This AsyncClient is closed; create a new one to send requests")
         loop = asyncio.get_running_loop()
         if self._lent is not None:
             return self._lent, self._lent_slots(self._lent, loop)
-        own = self._own
+        own = self.own
         if own is None or own.loop is not loop:
             if own is not None:
                 await own.retire()
-            own = self._own = await _OwnSession.open(loop, self._max_connections)
+            own = self.own = await _OwnSession.open(loop, self._max_connections)
         return own.session, own.slots
 
     def _lent_slots(
@@ -389,43 +495,6 @@ class Transport:
             limit = session.connector.limit if session.connector is not None else 0
             self._lent_semaphore = _Slots(limit) if limit else None
         return self._lent_semaphore
-
-    def _should_stop(self, state: RetryCallState, started: float) -> bool:
-        if state.attempt_number > self.max_retries:
-            return True
-        if self._deadline is None:
-            return False
-        elapsed = self._clock.monotonic() - started
-        # Sleeping past the deadline would only end in a timeout: give up now instead.
-        return elapsed + state.upcoming_sleep >= self._deadline
-
-    def _wait(self, state: RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome else None
-        if error is None:  # tenacity waits only after a failed attempt; be safe anyway
-            return 0.0
-        return retry_wait(
-            error, state.attempt_number - 1, now=self._clock.time(), random=self._random
-        )
-
-    def _log_retry(self, state: RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome else None
-        status = error.status_code if isinstance(error, APIStatusError) else None
-        request_id = getattr(error, "request_id", None)
-        logger.info(
-            "Retrying in %.2f s after attempt %d of %d failed (status %s, request id %s): %s",
-            state.upcoming_sleep,
-            state.attempt_number,
-            self.max_retries + 1,
-            status,
-            request_id,
-            error,
-            extra={
-                "attempt": state.attempt_number,
-                "status_code": status,
-                "wait": state.upcoming_sleep,
-                "request_id": request_id,
-            },
-        )
 
 
 class _OwnSession:

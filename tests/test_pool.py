@@ -97,7 +97,7 @@ async def _first_page(pager: AsyncCheckpointPager) -> CheckpointPage:
 async def test_the_own_pool_has_max_connections() -> None:
     """The client's own connector allows exactly ``max_connections`` connections."""
     async with AsyncClient(api_key="sk-x", max_connections=3) as client:
-        session, slots = await client._transport._session_for_this_loop()
+        session, slots = await client._transport.pool.session_for_this_loop()
         assert session.connector is not None
         assert session.connector.limit == 3
         assert slots is not None
