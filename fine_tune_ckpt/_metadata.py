@@ -160,8 +160,9 @@ def parse_go_duration(text: str) -> float | None:
             index += 1
         unit = text[unit_start:index]
         if not unit:
-            # A number without a unit is only allowed as the whole text.
-            if start:
+            # A number without a unit is only allowed as the whole text ("1..5s" stops
+            # its first number at the second dot, so the end must be checked too).
+            if start or index < length:
                 return None
             parts.append(float(number))
             break
