@@ -36,6 +36,7 @@ from ._errors import (
     UnprocessableEntityError,
 )
 from ._models import Checkpoint, CheckpointMetrics, CheckpointPage
+from ._options import NOT_GIVEN, NotGiven
 from ._paging import AsyncCheckpointPager
 from ._pipelines import JobCheckpoint, JobFailure, best_checkpoint, resume_walk, walk_jobs
 from ._resource import AsyncCheckpointsResource
@@ -48,6 +49,7 @@ __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_TIMEOUT",
+    "NOT_GIVEN",
     "APIConnectionError",
     "APIError",
     "APIResponseValidationError",
@@ -70,6 +72,7 @@ __all__ = [
     "JobFailure",
     "Metric",
     "NotFoundError",
+    "NotGiven",
     "PaginationError",
     "PermissionDeniedError",
     "RateLimitError",

@@ -120,6 +120,9 @@ class Backend:
     fixed_credentials: Mapping[str, str] = attrs.field(repr=False)
     #: The credential asked of a provider before every attempt, if any.
     provider_credential: Credential | None = attrs.field(default=None, repr=False)
+    #: Query parameters the backend's settings own (Azure's ``api-version``): no call's
+    #: ``extra_query`` may set them.
+    reserved_query: frozenset[str] = frozenset()
 
     def url(self, path: str, query: Mapping[str, str | int] | None = None) -> URL:
         """The URL of ``path`` (already percent-encoded) with the fixed query and ``query``.

@@ -12,7 +12,7 @@ import re
 import ssl
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import aiohttp
 from yarl import URL
@@ -21,10 +21,17 @@ from ._args import check_non_negative_int, check_optional_seconds, check_positiv
 from ._backends import Backend, Credential, TokenProvider, azure_base_url, check_header_value
 from ._clock import Clock, SystemClock
 from ._errors import FineTuneCkptError
-from ._options import PAGING_PARAMETERS, check_headers, check_query, is_sensitive
+from ._options import (
+    NOT_GIVEN,
+    PAGING_PARAMETERS,
+    NotGiven,
+    check_headers,
+    check_query,
+    is_sensitive,
+)
 from ._proxies import ProxyRules, check_proxy_url
 from ._resource import AsyncCheckpointsResource
-from ._transport import DEFAULT_MAX_CONNECTIONS, Transport
+from ._transport import DEFAULT_MAX_CONNECTIONS, Pool, Transport
 from ._version import __version__
 
 __all__ = [
@@ -52,6 +59,23 @@ _USER_AGENT = (
 _API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 #: What a host may be made of once yarl has encoded it (RFC 3986 reg-name or IP literal).
 _HOST = re.compile(r"^[A-Za-z0-9._~%!$&'()*+,;=:-]+$")
+
+
+#: What _configure builds: a with_options copy builds its own instead of sharing these.
+_BUILT_ATTRIBUTES = frozenset(
+    {
+        "_settings",
+        "_proxy_rules",
+        "_backend",
+        "_transport",
+        "checkpoints",
+        "base_url",
+        "timeout",
+        "deadline",
+        "max_retries",
+        "max_connections",
+    }
+)
 
 
 class AsyncClient:
@@ -173,8 +197,31 @@ class AsyncClient:
         ssl_context: ssl.SSLContext | None,
         clock: Clock | None,
         reserved_query: frozenset[str] = frozenset(),
+        pool: Pool | None = None,
+        proxy_rules: ProxyRules | None = None,
     ) -> None:
-        """Check what every client shares, then build its backend, transport and resources."""
+        """Check what every client shares, then build its backend, transport and resources.
+
+        ``pool`` and ``proxy_rules`` come from the client a ``with_options`` copy is made of.
+        """
+        # Kept, as given, for with_options: a copy is configured the same way, over them.
+        self._settings: dict[str, Any] = {
+            "base_url": base_url,
+            "query": query,
+            "credential": credential,
+            "fixed_credentials": fixed_credentials,
+            "timeout": timeout,
+            "deadline": deadline,
+            "max_retries": max_retries,
+            "max_connections": max_connections,
+            "default_headers": default_headers,
+            "default_query": default_query,
+            "proxy": proxy,
+            "session": session,
+            "ssl_context": ssl_context,
+            "clock": clock,
+            "reserved_query": reserved_query,
+        }
         #: The base URL endpoint paths are appended to.
         self.base_url: URL = base_url
         self.timeout = check_optional_seconds("timeout", timeout)
@@ -191,11 +238,13 @@ class AsyncClient:
         extra_query = check_query("default_query", default_query, reserved=reserved_query)
         explicit_proxy = None if proxy is None else check_proxy_url(proxy, source="proxy")
         # A lent session is configured by its owner: only an explicit proxy applies to it.
-        proxies = (
-            ProxyRules(explicit=explicit_proxy)
-            if session is not None
-            else ProxyRules.from_environment(os.environ, explicit=explicit_proxy)
-        )
+        if proxy_rules is not None:
+            proxies = proxy_rules  # a copy's: the environment as its original read it
+        elif session is not None:
+            proxies = ProxyRules(explicit=explicit_proxy)
+        else:
+            proxies = ProxyRules.from_environment(os.environ, explicit=explicit_proxy)
+        self._proxy_rules = proxies
 
         secret_headers = {name: value for name, value in headers.items() if is_sensitive(name)}
         origin_headers = {name: value for name, value in headers.items() if not is_sensitive(name)}
@@ -211,6 +260,7 @@ class AsyncClient:
             query=tuple({**query, **extra_query}.items()),
             fixed_credentials=credentials,
             provider_credential=credential if credential.provider is not None else None,
+            reserved_query=reserved_query,
         )
         self._transport = Transport(
             headers={"Accept": "application/json", "User-Agent": _USER_AGENT},
@@ -226,9 +276,45 @@ class AsyncClient:
             session=session,
             ssl_context=ssl_context,
             clock=clock if clock is not None else SystemClock(),
+            pool=pool,
         )
         #: The checkpoints endpoint: ``client.checkpoints.list(job_id)``.
         self.checkpoints = AsyncCheckpointsResource(self._transport, self._backend)
+
+    def with_options(
+        self,
+        *,
+        timeout: float | NotGiven | None = NOT_GIVEN,
+        deadline: float | NotGiven | None = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        default_headers: Mapping[str, str] | None = None,
+        default_query: Mapping[str, str | int] | None = None,
+    ) -> Self:
+        """A client like this one with some settings changed, sharing its connections.
+
+        Named as in the official SDK. ``default_headers`` and ``default_query`` are added
+        to this client's. The copy shares this client's session and connection pool:
+        closing the copy leaves them open; closing this client closes them for both.
+        """
+        settings = dict(self._settings)
+        for name, value in (("timeout", timeout), ("deadline", deadline)):
+            if not isinstance(value, NotGiven):
+                settings[name] = value
+        if not isinstance(max_retries, NotGiven):
+            settings["max_retries"] = max_retries
+        if default_headers is not None:
+            settings["default_headers"] = {
+                **(settings["default_headers"] or {}),
+                **check_headers("default_headers", default_headers),
+            }
+        if default_query is not None:
+            settings["default_query"] = {**(settings["default_query"] or {}), **default_query}
+        copy = object.__new__(type(self))
+        copy.__dict__.update(
+            {key: value for key, value in vars(self).items() if key not in _BUILT_ATTRIBUTES}
+        )
+        copy._configure(**settings, pool=self._transport.pool, proxy_rules=self._proxy_rules)
+        return copy
 
     def __repr__(self) -> str:
         """Show the configuration, never the API key."""

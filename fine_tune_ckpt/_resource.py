@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from urllib.parse import quote
 
 from ._args import check_cursor, check_job_id, check_optional_positive_int
 from ._backends import Backend
+from ._options import NOT_GIVEN, CallOptions, NotGiven
 from ._paging import AsyncCheckpointPager
 from ._transport import Transport
 from ._wire import RawPage
@@ -37,29 +39,47 @@ class AsyncCheckpointsResource:
         after: str | None = None,
         limit: int | None = None,
         max_items: int | None = None,
+        timeout: float | NotGiven | None = NOT_GIVEN,
+        deadline: float | NotGiven | None = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str | int] | None = None,
     ) -> AsyncCheckpointPager:
         """List a job's checkpoints, newest first; nothing is sent until you iterate.
 
         ``after`` starts after that checkpoint id (for example an error's
         ``resume_after``); ``limit`` is the page size asked of the API (its default is 10);
         ``max_items`` stops after that many checkpoints and fetches no page beyond them.
-        Bad arguments raise ``TypeError``/``ValueError`` naming the argument, at once.
+        ``timeout``, ``deadline`` and ``max_retries`` override the client's for every page
+        of this walk; ``extra_headers`` and ``extra_query`` are added to every page's
+        request (over the client's defaults). Bad arguments raise ``TypeError``/
+        ``ValueError`` naming the argument, at once.
         """
         job_id = check_job_id(fine_tuning_job_id)
         start = check_cursor("after", after)
         page_size = check_optional_positive_int("limit", limit)
         cap = check_optional_positive_int("max_items", max_items)
+        options = CallOptions.checked(
+            timeout=timeout,
+            deadline=deadline,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            reserved_query=self._backend.reserved_query,
+        )
         path = checkpoints_path(job_id)
         transport = self._transport
         backend = self._backend
+        fixed_query = dict(options.extra_query)
+        call_options = None if options == CallOptions() else options
 
         async def fetch_page(cursor: str | None) -> RawPage:
-            query: dict[str, str | int] = {}
+            query: dict[str, str | int] = dict(fixed_query)
             if cursor is not None:
                 query["after"] = cursor
             if page_size is not None:
                 query["limit"] = page_size
-            response = await transport.get(backend.url(path, query))
+            response = await transport.get(backend.url(path, query), call_options)
             return RawPage(response.body, response.status, response.request_id, response.secrets)
 
         return AsyncCheckpointPager(

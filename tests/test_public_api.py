@@ -33,6 +33,8 @@ EXPECTED = {
     "JobCheckpoint",
     "JobFailure",
     "Metric",
+    "NOT_GIVEN",
+    "NotGiven",
     "NotFoundError",
     "PaginationError",
     "PermissionDeniedError",
