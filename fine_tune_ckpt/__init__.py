@@ -35,6 +35,7 @@ from ._errors import (
     RateLimitError,
     UnprocessableEntityError,
 )
+from ._metadata import RateLimit, ResponseInfo
 from ._models import Checkpoint, CheckpointMetrics, CheckpointPage
 from ._options import NOT_GIVEN, NotGiven
 from ._paging import AsyncCheckpointPager
@@ -75,7 +76,9 @@ __all__ = [
     "NotGiven",
     "PaginationError",
     "PermissionDeniedError",
+    "RateLimit",
     "RateLimitError",
+    "ResponseInfo",
     "SystemClock",
     "UnprocessableEntityError",
     "__version__",

@@ -30,6 +30,8 @@ from typing import Any
 import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from ._metadata import RateLimit, rate_limit_from_headers
+
 __all__ = [
     "APIConnectionError",
     "APIError",
@@ -116,6 +118,11 @@ class APIStatusError(APIError):
         self.status_code = status_code
         # Case-insensitive, as HTTP header names are: "Retry-After" is "retry-after".
         self.headers: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict(headers or {}))
+
+    @property
+    def rate_limit(self) -> RateLimit:
+        """The rate-limit state the answer reported (each field ``None`` when absent)."""
+        return rate_limit_from_headers(self.headers)
 
 
 class BadRequestError(APIStatusError):

@@ -93,7 +93,13 @@ class RateLimit:
 
 
 def _frozen_headers(headers: Mapping[str, str]) -> CIMultiDictProxy[str]:
-    """A read-only, case-insensitive copy of ``headers``: later changes to them do not show."""
+    """``headers`` read-only and case-insensitive: a copy, unless already a read-only view.
+
+    aiohttp hands every answer's headers over as a ``CIMultiDictProxy`` it never changes
+    again; copying them for each page would cost more than the rest of this record.
+    """
+    if type(headers) is CIMultiDictProxy:
+        return headers
     return CIMultiDictProxy(CIMultiDict(headers))
 
 
@@ -101,8 +107,8 @@ def _frozen_headers(headers: Mapping[str, str]) -> CIMultiDictProxy[str]:
 class ResponseInfo:
     """What is known about one answer of the API beyond its body.
 
-    Built by :func:`response_info`. ``headers`` is always a private read-only copy, even
-    when the class is built directly, so the record cannot change after the fact.
+    Built by :func:`response_info`. ``headers`` is read-only: the answer's own read-only
+    headers as aiohttp gave them, or a private copy of any other mapping.
     """
 
     #: The HTTP status of the final attempt.
@@ -239,6 +245,9 @@ def response_info(
 
 def _find(headers: Mapping[str, str], names: Iterable[str]) -> dict[str, str]:
     """The first value of each of the lowercase ``names`` in ``headers``, by any case."""
+    if isinstance(headers, CIMultiDictProxy | CIMultiDict):
+        # Case-insensitive already: a lookup per name beats a pass over every header.
+        return {name: value for name in names if (value := headers.get(name)) is not None}
     wanted = set(names)
     found: dict[str, str] = {}
     # One pass over the items works for every mapping, case-insensitive or not, and a

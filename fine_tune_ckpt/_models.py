@@ -14,6 +14,8 @@ from typing import Any, Final, Literal, NoReturn, final
 
 import attrs
 
+from ._metadata import ResponseInfo
+
 __all__ = ["Checkpoint", "CheckpointMetrics", "CheckpointPage"]
 
 
@@ -273,6 +275,10 @@ class CheckpointPage:
     #: ``model_extra``), read-only: JSON objects in it are read-only mappings and arrays
     #: are tuples. ``to_wire`` gives them back as sent. Empty when there are none.
     extra: Mapping[str, Any] = attrs.field(default=NO_EXTRA, converter=_page_extra, kw_only=True)
+    #: What is known of the answer that brought this page: status, request id, headers,
+    #: rate limits, attempts and time taken. Not part of the page's data: it takes no part
+    #: in equality and ``to_wire`` leaves it out. ``None`` for a page not fetched.
+    response: ResponseInfo | None = attrs.field(default=None, eq=False, repr=False, kw_only=True)
 
     @property
     def next_after(self) -> str | None:
@@ -286,7 +292,9 @@ class CheckpointPage:
 
 
 def _wire_keys(record: type[attrs.AttrsInstance]) -> frozenset[str]:
-    return frozenset(field.name for field in attrs.fields(record) if field.name != "extra")
+    return frozenset(
+        field.name for field in attrs.fields(record) if field.name not in {"extra", "response"}
+    )
 
 
 #: The keys each record reads from the wire; any other key goes to its ``extra``.

@@ -34,6 +34,7 @@ from contextlib import aclosing
 from typing import Any
 
 from ._errors import FineTuneCkptError, PaginationError
+from ._metadata import ResponseInfo
 from ._models import Checkpoint, CheckpointPage
 from ._redact import scrub_error
 from ._wire import RawPage, structure_page
@@ -120,6 +121,9 @@ class AsyncCheckpointPager:
         self.limit = limit
         #: The most checkpoints an iteration yields (``None``: all of them).
         self.max_items = max_items
+        #: The newest page's :class:`ResponseInfo` (status, request id, rate limits, ...),
+        #: updated as each page arrives while you iterate; ``None`` before the first.
+        self.last_response: ResponseInfo | None = None
 
     def __repr__(self) -> str:
         """Show what this pager lists."""
@@ -223,8 +227,9 @@ class AsyncCheckpointPager:
             exc.resume_after = after
             raise
 
-    @staticmethod
-    def _structure(raw: RawPage, after: str | None) -> CheckpointPage:
+    def _structure(self, raw: RawPage, after: str | None) -> CheckpointPage:
+        if raw.response is not None:
+            self.last_response = raw.response
         try:
             return structure_page(raw)
         except FineTuneCkptError as exc:

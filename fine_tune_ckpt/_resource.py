@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 from ._args import check_cursor, check_job_id, check_optional_positive_int
 from ._backends import Backend
+from ._metadata import response_info
 from ._options import NOT_GIVEN, CallOptions, NotGiven
 from ._paging import AsyncCheckpointPager
 from ._transport import Transport
@@ -80,7 +81,16 @@ class AsyncCheckpointsResource:
             if page_size is not None:
                 query["limit"] = page_size
             response = await transport.get(backend.url(path, query), call_options)
-            return RawPage(response.body, response.status, response.request_id, response.secrets)
+            info = response_info(
+                response.status,
+                response.headers,
+                request_id=response.request_id,
+                attempts=response.attempts,
+                elapsed=response.elapsed,
+            )
+            return RawPage(
+                response.body, response.status, response.request_id, response.secrets, info
+            )
 
         return AsyncCheckpointPager(
             fetch_page, fine_tuning_job_id=job_id, after=start, limit=page_size, max_items=cap

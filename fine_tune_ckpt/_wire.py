@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import cattrs
 
 from ._errors import APIResponseValidationError
+from ._metadata import ResponseInfo
 from ._models import (
     CHECKPOINT_KEYS,
     METRICS_KEYS,
@@ -177,7 +178,11 @@ def _make_converter() -> cattrs.Converter:
         CheckpointPage,
         _object_of(
             make_dict_structure_fn(
-                CheckpointPage, converter, data=override(struct_hook=_items), extra=no_extra
+                CheckpointPage,
+                converter,
+                data=override(struct_hook=_items),
+                extra=no_extra,
+                response=no_extra,
             ),
             PAGE_KEYS,
         ),
@@ -199,7 +204,11 @@ def _make_converter() -> cattrs.Converter:
         CheckpointPage,
         _with_extra(
             make_dict_unstructure_fn(
-                CheckpointPage, converter, data=override(unstruct_hook=_list_of), extra=no_extra
+                CheckpointPage,
+                converter,
+                data=override(unstruct_hook=_list_of),
+                extra=no_extra,
+                response=no_extra,
             )
         ),
     )
@@ -341,7 +350,7 @@ def _fast_checkpoint(item: Any) -> Checkpoint:
     )
 
 
-def _fast_page(decoded: dict[str, Any]) -> CheckpointPage:
+def _fast_page(decoded: dict[str, Any], response: ResponseInfo | None = None) -> CheckpointPage:
     """Structure a page the quick way; any exception sends it to the converter instead."""
     data = decoded["data"]
     has_more = decoded["has_more"]
@@ -361,6 +370,7 @@ def _fast_page(decoded: dict[str, Any]) -> CheckpointPage:
         first_id,
         last_id,
         extra=_unknown(decoded, PAGE_KEYS),
+        response=response,
     )
 
 
@@ -379,6 +389,8 @@ class RawPage:
     request_id: str | None = None
     #: What an error about this page must never show (the credentials that fetched it).
     secrets: tuple[str, ...] = attrs.field(default=(), repr=False)
+    #: What is known of the answer beyond its body, handed on to the page.
+    response: ResponseInfo | None = attrs.field(default=None, repr=False, eq=False)
 
     def peek_cursor(self) -> str | None:
         """Guess the next page's cursor from the raw bytes, or ``None``.
@@ -484,11 +496,11 @@ def structure_page(raw: RawPage) -> CheckpointPage:
     """
     decoded = _decode(raw)
     try:
-        return _fast_page(decoded)
+        return _fast_page(decoded, raw.response)
     except Exception:  # noqa: S110 - the converter below explains what was wrong
         pass
     try:
-        return _structure_page(decoded, CheckpointPage)
+        page = _structure_page(decoded, CheckpointPage)
     except Exception as exc:
         import cattrs
 
@@ -502,6 +514,7 @@ def structure_page(raw: RawPage) -> CheckpointPage:
             body=decoded,
             request_id=raw.request_id,
         ) from exc
+    return page if raw.response is None else attrs.evolve(page, response=raw.response)
 
 
 def parse_page(
