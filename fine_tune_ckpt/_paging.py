@@ -33,10 +33,14 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Gen
 from contextlib import aclosing
 from typing import Any
 
+import attrs
+
 from ._errors import FineTuneCkptError, PaginationError
 from ._metadata import ResponseInfo
 from ._models import Checkpoint, CheckpointPage
 from ._redact import scrub_error
+from ._tracing import enabled as tracing_enabled
+from ._tracing import start_page
 from ._wire import RawPage, structure_page
 
 __all__ = ["AsyncCheckpointPager", "check_follows", "next_cursor"]
@@ -164,7 +168,7 @@ class AsyncCheckpointPager:
                     yield item
 
     async def _first_page(self) -> CheckpointPage:
-        page = self._structure(await self._fetch(self.after), self.after)
+        page = self._structure(await self._fetch(self.after, 1), self.after)
         try:
             check_follows(page, self.after)
         except PaginationError as exc:
@@ -178,9 +182,10 @@ class AsyncCheckpointPager:
         # coming back is a cycle, whatever its length (see next_cursor).
         used: set[str] = set() if after is None else {after}
         count = 0
+        number = 1  # of the page in hand, as the page spans count them
         ahead: asyncio.Task[RawPage] | None = None
         try:
-            raw = await self._fetch(after)
+            raw = await self._fetch(after, number)
             while True:
                 # Without a cap, guess the cursor from the raw bytes and start at once;
                 # with one, only the counted page can tell whether another is needed. A
@@ -188,7 +193,7 @@ class AsyncCheckpointPager:
                 # wrong, the real cursor is requested below once the page is checked.
                 guess = raw.peek_cursor() if self.max_items is None else None
                 if guess is not None and guess not in used:
-                    ahead = asyncio.create_task(self._fetch(guess))
+                    ahead = asyncio.create_task(self._fetch(guess, number + 1))
                     await _let_it_start()
                 page = self._structure(raw, after)
                 try:
@@ -209,33 +214,54 @@ class AsyncCheckpointPager:
                     yield page
                     return
                 if ahead is None:
-                    ahead = asyncio.create_task(self._fetch(cursor))
+                    ahead = asyncio.create_task(self._fetch(cursor, number + 1))
                     await _let_it_start()
                 yield page
                 raw = await ahead
                 ahead = None
                 after = cursor
+                number += 1
         finally:
             if ahead is not None:
                 await _discard(ahead)
 
-    async def _fetch(self, after: str | None) -> RawPage:
-        """Fetch one page; a library error learns the cursor to resume from."""
+    async def _fetch(self, after: str | None, number: int) -> RawPage:
+        """Fetch page ``number``; a library error learns the cursor to resume from.
+
+        With OpenTelemetry, the page's span starts here and is current while its attempts
+        run, so they are its children; it ends once the page is turned into records.
+        """
+        trace = start_page(self.fine_tuning_job_id, number) if tracing_enabled() else None
         try:
-            return await self._fetch_page(after)
+            if trace is None:
+                return await self._fetch_page(after)
+            with trace.current():
+                raw = await self._fetch_page(after)
         except FineTuneCkptError as exc:
             exc.resume_after = after
+            if trace is not None:
+                trace.fail(exc)
             raise
+        except BaseException:
+            if trace is not None:
+                trace.end()
+            raise
+        return attrs.evolve(raw, trace=trace)
 
     def _structure(self, raw: RawPage, after: str | None) -> CheckpointPage:
         if raw.response is not None:
             self.last_response = raw.response
         try:
-            return structure_page(raw)
+            page = structure_page(raw)
         except FineTuneCkptError as exc:
             exc.resume_after = after
             scrub_error(exc, raw.secrets)  # a hostile page may echo the key back
+            if raw.trace is not None:
+                raw.trace.fail(exc)
             raise
+        if raw.trace is not None:
+            raw.trace.finish(len(page.data))
+        return page
 
 
 async def _let_it_start() -> None:
@@ -256,5 +282,9 @@ async def _discard(task: asyncio.Task[RawPage]) -> None:
     """
     task.cancel()
     await asyncio.wait([task])
-    if not task.cancelled():
-        task.exception()  # mark a failure as seen: it belongs to a page nobody wants
+    if task.cancelled():
+        return
+    if task.exception() is None:  # (marks a failure as seen: a page nobody wants)
+        trace = task.result().trace
+        if trace is not None:
+            trace.end()  # fetched ahead, never used: its span still ends

@@ -43,6 +43,8 @@ from ._proxies import ProxyRules
 from ._redact import redacted_text, scrub_chain, scrub_error, secrets_of
 from ._redirects import REDIRECT_STATUSES, redirect_target, same_origin
 from ._retry import retry_wait, should_retry
+from ._tracing import enabled as tracing_enabled
+from ._tracing import start_attempt
 
 if TYPE_CHECKING:
     from tenacity import RetryCallState
@@ -211,6 +213,24 @@ class Transport:
         )
 
     async def _attempt(self, call: _Call) -> Response:
+        """Make one attempt, as one OpenTelemetry span when the API is installed."""
+        trace = start_attempt(call.url, call.attempts) if tracing_enabled() else None
+        if trace is None:
+            return await self._attempt_untraced(call)
+        try:
+            response = await self._attempt_untraced(call)
+        except Exception as error:
+            trace.failed(error)
+            trace.close()
+            raise
+        except BaseException:  # cancelled: the caller stopped it, the request did not fail
+            trace.close()
+            raise
+        trace.answered(response.status)
+        trace.close()
+        return response
+
+    async def _attempt_untraced(self, call: _Call) -> Response:
         """Make one HTTP exchange (redirects included) within the time left; no retries.
 
         aiohttp's exceptions never leave: each becomes one of ours, raised outside the

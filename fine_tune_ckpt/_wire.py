@@ -41,6 +41,7 @@ from ._models import (
     thaw_json,
 )
 from ._models import unknown_fields as _unknown
+from ._tracing import PageTrace
 
 __all__ = ["RawPage", "parse_page", "structure_page", "to_wire"]
 
@@ -391,6 +392,8 @@ class RawPage:
     secrets: tuple[str, ...] = attrs.field(default=(), repr=False)
     #: What is known of the answer beyond its body, handed on to the page.
     response: ResponseInfo | None = attrs.field(default=None, repr=False, eq=False)
+    #: The page's OpenTelemetry span, ended once the page is turned into records.
+    trace: PageTrace | None = attrs.field(default=None, repr=False, eq=False)
 
     def peek_cursor(self) -> str | None:
         """Guess the next page's cursor from the raw bytes, or ``None``.

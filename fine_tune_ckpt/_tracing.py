@@ -1,0 +1,194 @@
+"""OpenTelemetry at two seams only: a CLIENT span per HTTP attempt, an INTERNAL span per page.
+
+Optional. The only module that imports OpenTelemetry, and only its API
+(``opentelemetry-api``, the ``fine-tune-ckpt[otel]`` extra), never the SDK: an application
+configures the SDK and exporters, this library only reports into them. Without the API
+installed every function here hands back a shared do-nothing handle.
+
+- Each HTTP attempt (redirects included, retries each their own) is one CLIENT span named
+  ``GET`` with the stable HTTP client conventions: ``http.request.method``,
+  ``server.address``, ``server.port``, ``url.full`` (never user info; query values under
+  secret-looking names replaced by ``REDACTED``), ``http.response.status_code``,
+  ``http.request.resend_count`` on a retry, and on failure (a 4xx or 5xx answer included)
+  ``error.type`` and span status Error. Its duration goes to the
+  ``http.client.request.duration`` histogram, in seconds.
+- Each page is one INTERNAL span named ``fine_tuning.jobs.checkpoints.list``, parent of
+  its attempts, with ``fine_tuning.job.id``, ``fine_tune_ckpt.page.number`` (1-based) and
+  ``fine_tune_ckpt.page.items``. Its parent is the span current where the caller iterates.
+
+No span or metric ever carries the key, organization, project or any header value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from yarl import URL
+
+from ._errors import APIStatusError
+from ._options import is_sensitive
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import Histogram
+    from opentelemetry.trace import Span, Tracer
+
+__all__ = ["AttemptTrace", "PageTrace", "enabled", "start_attempt", "start_page"]
+
+_SCOPE = "fine_tune_ckpt"
+PAGE_SPAN_NAME = "fine_tuning.jobs.checkpoints.list"
+
+
+@functools.cache
+def _instruments() -> tuple[Tracer, Histogram] | None:
+    """The tracer and the duration histogram, or ``None`` without opentelemetry-api.
+
+    Proxy objects of the API: they follow a provider the application sets later.
+    """
+    try:
+        from opentelemetry import metrics, trace
+    except ImportError:
+        return None
+    tracer = trace.get_tracer(_SCOPE, __version__)
+    histogram = metrics.get_meter(_SCOPE, __version__).create_histogram(
+        "http.client.request.duration",
+        unit="s",
+        description="Duration of HTTP client requests.",
+    )
+    return tracer, histogram
+
+
+def enabled() -> bool:
+    """Whether opentelemetry-api is importable, so spans and metrics are reported."""
+    return _instruments() is not None
+
+
+def _error_type(error: BaseException) -> str:
+    """Low-cardinality ``error.type``: the status for an error answer, else the class."""
+    if isinstance(error, APIStatusError) and error.status_code >= 400:
+        return str(error.status_code)
+    module = type(error).__module__.split(".")[0]
+    return f"{module}.{type(error).__qualname__}"
+
+
+def _safe_url(url: URL) -> str:
+    """``url.full`` without user info, and without the values of secret-looking parameters."""
+    if url.user is not None or url.password is not None:
+        url = url.with_user(None)
+    if any(is_sensitive(name) for name in url.query):
+        url = url.with_query(
+            [
+                (name, "REDACTED" if is_sensitive(name) else value)
+                for name, value in url.query.items()
+            ]
+        )
+    return str(url)
+
+
+class AttemptTrace:
+    """The span and timer of one HTTP attempt."""
+
+    def __init__(self, span: Span, histogram: Histogram, attributes: dict[str, Any]) -> None:
+        """Hold a started span; :meth:`close` ends it and records the duration."""
+        self._span = span
+        self._histogram = histogram
+        self._attributes = attributes
+        self._started = time.perf_counter()
+
+    def answered(self, status_code: int) -> None:
+        """The attempt got an answer with ``status_code`` (2xx: success)."""
+        self._span.set_attribute("http.response.status_code", status_code)
+        self._attributes["http.response.status_code"] = status_code
+
+    def failed(self, error: BaseException) -> None:
+        """The attempt failed with ``error`` (an error answer, or none at all)."""
+        from opentelemetry.trace import Status, StatusCode
+
+        if isinstance(error, APIStatusError):
+            self.answered(error.status_code)
+        error_type = _error_type(error)
+        self._span.set_attribute("error.type", error_type)
+        self._attributes["error.type"] = error_type
+        self._span.set_status(Status(StatusCode.ERROR, error_type))
+
+    def close(self) -> None:
+        """End the span and record the attempt's duration."""
+        self._histogram.record(time.perf_counter() - self._started, self._attributes)
+        self._span.end()
+
+
+class PageTrace:
+    """The span of one page, from its request to its records."""
+
+    def __init__(self, span: Span) -> None:
+        """Hold a started span; :meth:`finish`, :meth:`fail` or :meth:`end` ends it."""
+        self._span = span
+        self._ended = False
+
+    @contextlib.contextmanager
+    def current(self) -> Iterator[None]:
+        """Make the page's span the current one: its attempts become its children."""
+        from opentelemetry import trace
+
+        with trace.use_span(self._span, end_on_exit=False):
+            yield
+
+    def finish(self, items: int) -> None:
+        """The page arrived with ``items`` checkpoints."""
+        self._span.set_attribute("fine_tune_ckpt.page.items", items)
+        self.end()
+
+    def fail(self, error: BaseException) -> None:
+        """The page could not be had."""
+        from opentelemetry.trace import Status, StatusCode
+
+        error_type = _error_type(error)
+        self._span.set_attribute("error.type", error_type)
+        self._span.set_status(Status(StatusCode.ERROR, error_type))
+        self.end()
+
+    def end(self) -> None:
+        """End the span (once), e.g. for a page fetched ahead that nobody used."""
+        if not self._ended:
+            self._ended = True
+            self._span.end()
+
+
+def start_attempt(url: URL, resend_count: int) -> AttemptTrace | None:
+    """Start the span of an HTTP attempt at ``url``; ``None`` without OpenTelemetry."""
+    instruments = _instruments()
+    if instruments is None:
+        return None
+    tracer, histogram = instruments
+    from opentelemetry.trace import SpanKind
+
+    attributes: dict[str, Any] = {
+        "http.request.method": "GET",
+        "server.address": url.host or "",
+        "server.port": url.port or 0,
+    }
+    span_attributes = {**attributes, "url.full": _safe_url(url)}
+    if resend_count:
+        span_attributes["http.request.resend_count"] = resend_count
+    span = tracer.start_span("GET", kind=SpanKind.CLIENT, attributes=span_attributes)
+    return AttemptTrace(span, histogram, attributes)
+
+
+def start_page(fine_tuning_job_id: str, number: int) -> PageTrace | None:
+    """Start the span of page ``number`` of a job's listing; ``None`` without OpenTelemetry."""
+    instruments = _instruments()
+    if instruments is None:
+        return None
+    tracer, _ = instruments
+    from opentelemetry.trace import SpanKind
+
+    span = tracer.start_span(
+        PAGE_SPAN_NAME,
+        kind=SpanKind.INTERNAL,
+        attributes={"fine_tuning.job.id": fine_tuning_job_id, "fine_tune_ckpt.page.number": number},
+    )
+    return PageTrace(span)
