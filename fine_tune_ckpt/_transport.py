@@ -205,8 +205,9 @@ class Transport:
         if options is None:
             return _Call(url, started, self._limits, self._headers, self._secrets)
         extra = options.extra_headers
+        secret_values = [*extra.items(), *options.extra_query.items()]
         secrets = self._secrets + tuple(
-            value for name, value in extra.items() if is_sensitive(name) and value
+            value for name, value in secret_values if is_sensitive(name) and value
         )
         return _Call(
             url, started, options.limits(self._limits), {**self._headers, **extra}, secrets

@@ -15,6 +15,8 @@ from fine_tune_ckpt import (
 )
 from fine_tune_ckpt.testing import FakeAPIServer, FakeClock, Fault
 
+from .test_secret_chains import leaks
+
 JOB = "ftjob-abc123"
 
 
@@ -138,3 +140,17 @@ async def test_with_options_keeps_everything_else(fake_api: FakeAPIServer) -> No
     assert request.headers["OpenAI-Organization"] == "org-x"
     assert (request.headers["x-a"], request.headers["x-b"]) == ("1", "2")
     assert copy.organization == "org-x"
+
+
+async def test_secret_looking_extras_never_show_in_errors(fake_api: FakeAPIServer) -> None:
+    """A call's extra header or query value under a secret-looking name is redacted."""
+    fake_api.inject(Fault(delay=0.3))
+    async with _client(fake_api, max_retries=0) as client:
+        with pytest.raises(APITimeoutError) as caught:
+            await client.checkpoints.list(
+                JOB,
+                timeout=0.05,
+                extra_query={"api_key": "q-SECRET-1"},
+                extra_headers={"x-gateway-token": "h-SECRET-2"},
+            )
+    assert leaks(caught.value, ("q-SECRET-1", "h-SECRET-2")) == []
