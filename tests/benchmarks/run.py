@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import importlib.util
 import json
 import platform
 import statistics
@@ -24,7 +25,7 @@ import attrs
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "RESULTS.md"
-CLIENTS = ("ours", "floor", "openai")
+CLIENTS = ("ours", "ours, otel api", "floor", "openai")
 
 
 @attrs.frozen
@@ -126,7 +127,7 @@ def run(rounds: int, clients: tuple[str, ...]) -> str:
         floor = statistics.median(times["floor"])
         for client in clients:
             median = statistics.median(times[client])
-            target = scenario.target if client == "ours" else ""
+            target = scenario.target if client.startswith("ours") else ""
             lines.append(
                 f"| {scenario.name} | {client} | {median:.3f} | {scenario.items / median:,.0f} "
                 f"| {median / floor:.2f}x | {max(peaks[client]):.1f} | {target} |"
@@ -165,6 +166,8 @@ def main() -> None:
     parser.add_argument("--skip-openai", action="store_true", help="leave out the official SDK")
     args = parser.parse_args()
     clients = tuple(c for c in CLIENTS if not (args.skip_openai and c == "openai"))
+    if importlib.util.find_spec("opentelemetry") is None:
+        clients = tuple(c for c in clients if c != "ours, otel api")
     started = time.perf_counter()
     report = run(args.rounds, clients)
     RESULTS.write_text("# Benchmark results\n\n" + report)

@@ -77,8 +77,18 @@ async def walk_openai(base_url: str, job: str, limit: int) -> tuple[int, int]:
     return count, checksum
 
 
-WALKERS = {"ours": walk_ours, "floor": walk_floor, "openai": walk_openai}
-IMPORTS = {"ours": ["fine_tune_ckpt"], "floor": ["aiohttp", "orjson"], "openai": ["openai"]}
+WALKERS = {
+    "ours": walk_ours,
+    "ours, otel api": walk_ours,
+    "floor": walk_floor,
+    "openai": walk_openai,
+}
+IMPORTS = {
+    "ours": ["fine_tune_ckpt"],
+    "ours, otel api": ["fine_tune_ckpt", "opentelemetry.trace"],
+    "floor": ["aiohttp", "orjson"],
+    "openai": ["openai"],
+}
 
 
 def main() -> None:
@@ -87,6 +97,10 @@ def main() -> None:
     client, base_url, job, limit = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     WORK_SECONDS = float(sys.argv[5]) / 1e6 if len(sys.argv) > 5 else 0.0
     walker = WALKERS[client]
+    if client == "ours":
+        # The default install: OpenTelemetry's API absent, as if not installed. The
+        # "ours, otel api" walker has it importable, with no SDK configured.
+        sys.modules["opentelemetry"] = None  # type: ignore[assignment]
     for module in IMPORTS[client]:
         importlib.import_module(module)
     started = time.perf_counter()
