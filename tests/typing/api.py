@@ -9,12 +9,17 @@ from typing import Any, assert_type
 import aiohttp
 
 from fine_tune_ckpt import (
+    NOT_GIVEN,
     APIError,
+    APIStatusError,
+    AsyncAzureClient,
     AsyncCheckpointPager,
     AsyncClient,
     Checkpoint,
     CheckpointMetrics,
     CheckpointPage,
+    RateLimit,
+    ResponseInfo,
     to_wire,
 )
 from fine_tune_ckpt.testing import FakeAPIServer, FakeClock, Fault
@@ -48,3 +53,38 @@ async def usage(session: aiohttp.ClientSession) -> None:
     async with FakeAPIServer(api_key="sk") as fake:
         fake.inject(Fault(status=429, retry_after=1))
         assert_type(fake.base_url, str)
+
+
+async def newer_usage() -> None:
+    """Backends, per-call control and response metadata, with the types users get back."""
+
+    async def token() -> str:
+        return "entra"
+
+    azure = AsyncAzureClient(
+        azure_endpoint="https://r.example", api_version="v1", azure_ad_token_provider=token
+    )
+    assert_type(await azure.__aenter__(), AsyncAzureClient)
+    assert_type(azure.with_options(timeout=5), AsyncAzureClient)
+    client = AsyncClient(
+        api_key=lambda: "sk",
+        default_headers={"x-gateway": "1"},
+        default_query={"region": "eu"},
+        proxy="http://proxy:3128",
+    )
+    copy = client.with_options(max_retries=0, default_headers={"x-more": "1"})
+    assert_type(copy, AsyncClient)
+    pager = copy.checkpoints.list(
+        "ftjob-1", timeout=None, deadline=NOT_GIVEN, extra_headers={"x-trace": "t"}
+    )
+    page = await pager
+    assert_type(page.response, ResponseInfo | None)
+    assert_type(pager.last_response, ResponseInfo | None)
+    if page.response is not None:
+        assert_type(page.response.rate_limit, RateLimit)
+        assert_type(page.response.rate_limit.reset_requests, float | None)
+        assert_type(page.response.attempts, int)
+    try:
+        pass
+    except APIStatusError as error:
+        assert_type(error.rate_limit, RateLimit)
