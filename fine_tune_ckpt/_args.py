@@ -66,6 +66,11 @@ def check_optional_seconds(name: str, value: object) -> float | None:
         return None
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise TypeError(f"{name} must be a number of seconds or None, not {type(value).__name__}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number of seconds above 0, got {value}")
-    return float(value)
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int too large for a float: no finite number of seconds
+        seconds = math.inf
+    if not math.isfinite(seconds) or seconds <= 0:
+        shown = value if isinstance(value, float) or abs(value) < 10**30 else "a huge number"
+        raise ValueError(f"{name} must be a finite number of seconds above 0, got {shown}")
+    return seconds

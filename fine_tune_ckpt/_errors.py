@@ -40,6 +40,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "ClientClosedError",
     "ConflictError",
     "FineTuneCkptError",
     "InternalServerError",
@@ -184,6 +185,18 @@ class APIResponseValidationError(APIError):
         """Create the error for a 2xx answer of status ``status_code``."""
         super().__init__(message, body=body, request_id=request_id)
         self.status_code = status_code
+
+
+class ClientClosedError(FineTuneCkptError, RuntimeError):
+    """The client (or the one a ``with_options`` copy shares its pool with) is closed.
+
+    A ``RuntimeError``, as ever, and a library error too, so a walk stopped by it carries
+    ``resume_after`` like any other.
+    """
+
+    def __init__(self) -> None:
+        """Say what happened and what to do."""
+        super().__init__("This AsyncClient is closed; create a new one to send requests")
 
 
 class PaginationError(APIError):

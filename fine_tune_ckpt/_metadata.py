@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -126,6 +127,41 @@ class ResponseInfo:
     attempts: int
     #: Seconds from the first attempt to the final answer, retries and waits included.
     elapsed: float
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickle and copy by value: the read-only header view itself cannot be pickled."""
+        return (
+            _rebuild_response_info,
+            (
+                self.status_code,
+                self.request_id,
+                tuple(self.headers.items()),
+                self.rate_limit,
+                self.processing_ms,
+                self.attempts,
+                self.elapsed,
+            ),
+        )
+
+
+def _rebuild_response_info(
+    status_code: int,
+    request_id: str | None,
+    headers: tuple[tuple[str, str], ...],
+    rate_limit: RateLimit,
+    processing_ms: int | None,
+    attempts: int,
+    elapsed: float,
+) -> ResponseInfo:
+    return ResponseInfo(
+        status_code,
+        request_id,
+        CIMultiDictProxy(CIMultiDict(headers)),
+        rate_limit,
+        processing_ms,
+        attempts,
+        elapsed,
+    )
 
 
 def parse_go_duration(text: str) -> float | None:

@@ -52,7 +52,12 @@ class NotGiven:
 NOT_GIVEN: Final = NotGiven()
 
 #: Header and query names whose values are treated as secrets (never in an error).
-_SENSITIVE_NAME = re.compile(r"auth|key|token|secret|password|signature|cookie|credential", re.I)
+_SENSITIVE_NAME = re.compile(
+    r"auth|key|token|secret|passw|pwd|signature|cookie|credential|session|jwt|bearer"
+    # Short ones only as whole words: "sig" (Azure SAS, OpenTelemetry's list), "sas".
+    r"|(?:^|[-_.])(?:sig|sas)(?:$|[-_.])",
+    re.IGNORECASE,
+)
 #: Query parameters the pager owns: a fixed value would break paging.
 PAGING_PARAMETERS = frozenset({"after", "limit"})
 #: Headers that frame the request on the wire: set by hand, they corrupt the connection.
@@ -123,12 +128,12 @@ def check_query(
     for name, value in query.items():
         if not isinstance(name, str) or not name:
             raise ValueError(f"{setting} has an invalid parameter name {name!r}")
-        if name in PAGING_PARAMETERS:
+        if name.lower() in PAGING_PARAMETERS:
             raise ValueError(
                 f"{setting} must not set {name!r}: it belongs to each listing "
                 f"(client.checkpoints.list(..., {name}=...))"
             )
-        if name in reserved:
+        if name.lower() in reserved:
             raise ValueError(f"{setting} must not set {name!r}: the client's settings say it")
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise TypeError(f"{setting}[{name!r}] must be a str or int, not {type(value).__name__}")

@@ -115,6 +115,15 @@ class AttemptTrace:
         self._attributes["error.type"] = error_type
         self._span.set_status(Status(StatusCode.ERROR, error_type))
 
+    def cancelled(self) -> None:
+        """The caller stopped the attempt: no outcome, but not a success to count either.
+
+        The span keeps status Unset (nothing failed); ``error.type`` says ``cancelled``
+        on it and on the duration metric, so dashboards do not count it as a success.
+        """
+        self._span.set_attribute("error.type", "cancelled")
+        self._attributes["error.type"] = "cancelled"
+
     def close(self) -> None:
         """End the span and record the attempt's duration."""
         self._histogram.record(time.perf_counter() - self._started, self._attributes)

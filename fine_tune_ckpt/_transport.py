@@ -34,6 +34,7 @@ from ._errors import (
     APIResponseValidationError,
     APIStatusError,
     APITimeoutError,
+    ClientClosedError,
     FineTuneCkptError,
     error_for_status,
     request_id_of,
@@ -225,6 +226,7 @@ class Transport:
             trace.close()
             raise
         except BaseException:  # cancelled: the caller stopped it, the request did not fail
+            trace.cancelled()
             trace.close()
             raise
         trace.answered(response.status)
@@ -238,7 +240,7 @@ class Transport:
         ``except`` clause and with a scrubbed cause, so no link of its chain holds a secret.
         """
         if self._closed:
-            raise RuntimeError("This AsyncClient is closed; create a new one to send requests")
+            raise ClientClosedError()
         url = call.url
         call.attempts += 1
         own = self.pool.own
@@ -486,7 +488,7 @@ class Pool:
     async def session_for_this_loop(self) -> tuple[aiohttp.ClientSession, _Slots | None]:
         """The session to use in the running loop, and the slots that bound its pool."""
         if self.closed:
-            raise RuntimeError("This AsyncClient is closed; create a new one to send requests")
+            raise ClientClosedError()
         loop = asyncio.get_running_loop()
         if self._lent is not None:
             return self._lent, self._lent_slots(self._lent, loop)

@@ -154,3 +154,41 @@ async def test_secret_looking_extras_never_show_in_errors(fake_api: FakeAPIServe
                 extra_headers={"x-gateway-token": "h-SECRET-2"},
             )
     assert leaks(caught.value, ("q-SECRET-1", "h-SECRET-2")) == []
+
+
+@pytest.mark.parametrize("value", [10**400, -(10**400)])
+async def test_a_huge_integer_timeout_is_a_value_error(fake_api: FakeAPIServer, value: int) -> None:
+    """An int too large for a float is refused like any bad number, naming the argument."""
+    async with _client(fake_api) as client:
+        with pytest.raises(ValueError, match="timeout"):
+            client.checkpoints.list(JOB, timeout=value)
+        with pytest.raises(ValueError, match="deadline"):
+            client.with_options(deadline=value)
+    with pytest.raises(ValueError, match="timeout"):
+        AsyncClient(api_key="sk-x", timeout=value)
+
+
+async def test_a_copy_stopped_by_its_originals_close_can_resume(fake_api: FakeAPIServer) -> None:
+    """Closing the original mid-walk stops the copy with a RuntimeError that has resume_after."""
+    from fine_tune_ckpt import FineTuneCkptError
+
+    client = _client(fake_api)
+    copy = client.with_options(timeout=5)
+    seen = []
+    with pytest.raises(RuntimeError, match="closed") as caught:
+        async for checkpoint in copy.checkpoints.list(JOB, limit=10, max_items=25):
+            seen.append(checkpoint.id)
+            if len(seen) == 10:
+                await client.aclose()
+    assert isinstance(caught.value, FineTuneCkptError)
+    assert caught.value.resume_after == seen[-1]
+
+
+async def test_reserved_query_names_are_refused_in_any_case() -> None:
+    """Azure's api-version cannot come back in another case through extra_query."""
+    from fine_tune_ckpt import AsyncAzureClient
+
+    client = AsyncAzureClient(azure_endpoint="https://r.example", api_version="v1", api_key="k")
+    for name in ("API-VERSION", "Api-Version", "After", "LIMIT"):
+        with pytest.raises(ValueError, match="must not set"):
+            client.checkpoints.list(JOB, extra_query={name: "x"})

@@ -289,10 +289,18 @@ async def test_walk_jobs_over_a_fake_clock_client_needs_no_real_waits(
 async def test_an_unexpected_error_in_a_walk_is_raised_not_hung(
     fake_api: FakeAPIServer, jobs: dict[str, list[Checkpoint]]
 ) -> None:
-    """A closed client (or any bug) in a worker reaches the consumer instead of a hang."""
+    """A closed client in the workers reaches the consumer instead of a hang.
+
+    It is a library error (with ``resume_after``), so "report" reports it for each job
+    and "raise" raises it.
+    """
     client = AsyncClient(api_key=fake_api.api_key, base_url=fake_api.base_url)
     await client.aclose()
+    async with asyncio.timeout(5):
+        reported = [item async for item in walk_jobs(client.checkpoints, jobs, on_error="report")]
+    assert {item.fine_tuning_job_id for item in reported} == set(jobs)
+    assert all(isinstance(item, JobFailure) for item in reported)
     with pytest.raises(RuntimeError, match="closed"):
         async with asyncio.timeout(5):
-            async for _ in walk_jobs(client.checkpoints, jobs, on_error="report"):
+            async for _ in walk_jobs(client.checkpoints, jobs):
                 pass

@@ -150,3 +150,17 @@ async def test_azure_answers_name_the_request_by_apim_request_id() -> None:
             page = await client.checkpoints.list(JOB)
     assert page.response is not None
     assert page.response.request_id == azure.requests[0].request_id
+
+
+async def test_fetched_pages_pickle_and_copy_with_their_metadata(metered: str) -> None:
+    """A fetched page survives pickle and deepcopy, its metadata included."""
+    import copy
+    import pickle
+
+    async with AsyncClient(api_key="sk-x", base_url=metered) as client:
+        page = await client.checkpoints.list(JOB)
+    for clone in (pickle.loads(pickle.dumps(page)), copy.deepcopy(page)):  # noqa: S301
+        assert clone == page
+        assert clone.response == page.response
+        assert clone.response is not None
+        assert clone.response.headers["x-request-id"] == "req_meta"

@@ -238,3 +238,32 @@ print("ok")
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stderr
+
+
+async def test_a_cancelled_attempt_is_marked_so(fake_api: FakeAPIServer) -> None:
+    """An attempt the caller cancels ends with error.type 'cancelled', status Unset."""
+    import asyncio
+
+    fake_api.inject(Fault(delay=5))
+    async with _client(fake_api) as client:
+        task = asyncio.ensure_future(client.checkpoints.list(JOB).to_list())
+        await fake_api.wait_for_requests(1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    (attempt,) = _spans(SpanKind.CLIENT)
+    assert attempt.attributes["error.type"] == "cancelled"
+    assert attempt.status.status_code == StatusCode.UNSET
+    assert COUNTING.started == COUNTING.ended
+
+
+@pytest.mark.parametrize("name", ["sig", "Signature", "X-Goog-Signature", "AWSAccessKeyId", "sas"])
+async def test_signature_query_values_are_redacted_in_url_full(
+    fake_api: FakeAPIServer, name: str
+) -> None:
+    """The semantic conventions' secret query parameters read REDACTED in url.full."""
+    async with _client(fake_api) as client:
+        await client.checkpoints.list(JOB, extra_query={name: "q-SIG-SECRET"})
+    (attempt,) = _spans(SpanKind.CLIENT)
+    assert "q-SIG-SECRET" not in attempt.attributes["url.full"]
+    assert f"{name}=REDACTED" in attempt.attributes["url.full"]
