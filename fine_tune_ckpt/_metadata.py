@@ -7,6 +7,7 @@ this information is advisory and must never turn a good answer into an error.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -119,14 +120,22 @@ class ResponseInfo:
     #: All the final answer's headers; read-only, names looked up case-insensitively.
     # hash=False: a CIMultiDictProxy is unhashable, yet the record should stay hashable.
     headers: CIMultiDictProxy[str] = attrs.field(converter=_frozen_headers, hash=False)
-    #: The rate-limit state the answer reported.
-    rate_limit: RateLimit
-    #: Milliseconds the server says it spent (``openai-processing-ms``), if it said.
-    processing_ms: int | None
     #: Attempts it took: 1 when the first attempt was final, more after retries.
     attempts: int
     #: Seconds from the first attempt to the final answer, retries and waits included.
     elapsed: float
+
+    # Read from the headers when first asked, not for every page: most callers never look,
+    # and reading them costs more than the rest of this record.
+    @functools.cached_property
+    def rate_limit(self) -> RateLimit:
+        """The rate-limit state the answer reported (each field ``None`` when absent)."""
+        return rate_limit_from_headers(self.headers)
+
+    @functools.cached_property
+    def processing_ms(self) -> int | None:
+        """Milliseconds the server says it spent (``openai-processing-ms``), if it said."""
+        return processing_ms_from_headers(self.headers)
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         """Pickle and copy by value: the read-only header view itself cannot be pickled."""
@@ -136,8 +145,6 @@ class ResponseInfo:
                 self.status_code,
                 self.request_id,
                 tuple(self.headers.items()),
-                self.rate_limit,
-                self.processing_ms,
                 self.attempts,
                 self.elapsed,
             ),
@@ -148,19 +155,11 @@ def _rebuild_response_info(
     status_code: int,
     request_id: str | None,
     headers: tuple[tuple[str, str], ...],
-    rate_limit: RateLimit,
-    processing_ms: int | None,
     attempts: int,
     elapsed: float,
 ) -> ResponseInfo:
     return ResponseInfo(
-        status_code,
-        request_id,
-        CIMultiDictProxy(CIMultiDict(headers)),
-        rate_limit,
-        processing_ms,
-        attempts,
-        elapsed,
+        status_code, request_id, CIMultiDictProxy(CIMultiDict(headers)), attempts, elapsed
     )
 
 
@@ -267,13 +266,10 @@ def response_info(
 
     ``headers`` is copied, so changing the mapping afterwards does not change the record.
     """
-    frozen = _frozen_headers(headers)
     return ResponseInfo(
         status_code=status_code,
         request_id=request_id,
-        headers=frozen,
-        rate_limit=rate_limit_from_headers(frozen),
-        processing_ms=processing_ms_from_headers(frozen),
+        headers=_frozen_headers(headers),
         attempts=attempts,
         elapsed=elapsed,
     )

@@ -167,10 +167,12 @@ class Transport:
         last attempt's error once retries or the deadline are spent.
         """
         call = self._call(url, options)
+        # Without OpenTelemetry, no wrapper coroutine per attempt: it costs on every page.
+        attempt_once = self._attempt if tracing_enabled() else self._attempt_untraced
         # Fast path: most requests succeed at once, and building tenacity's machinery
         # costs about 40 us a request. Only a retryable failure brings it in.
         try:
-            return await self._attempt(call)
+            return await attempt_once(call)
         except Exception as error:  # CancelledError is a BaseException: never caught
             if call.limits.max_retries == 0 or not should_retry(error):
                 raise
@@ -183,7 +185,7 @@ class Transport:
             if first_failure is not None:
                 failure, first_failure = first_failure, None
                 raise failure
-            return await self._attempt(call)
+            return await attempt_once(call)
 
         # Imported here, on the first retry: it is not needed on the success path, and
         # importing it eagerly costs every program that imports this package.
@@ -215,8 +217,8 @@ class Transport:
         )
 
     async def _attempt(self, call: _Call) -> Response:
-        """Make one attempt, as one OpenTelemetry span when the API is installed."""
-        trace = start_attempt(call.url, call.attempts) if tracing_enabled() else None
+        """Make one attempt as one OpenTelemetry span (used when the API is installed)."""
+        trace = start_attempt(call.url, call.attempts)
         if trace is None:
             return await self._attempt_untraced(call)
         try:

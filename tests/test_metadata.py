@@ -354,7 +354,7 @@ def test_response_info_headers_do_not_follow_the_input() -> None:
 def test_direct_construction_copies_the_headers_too() -> None:
     """Building ResponseInfo directly still stores a private read-only copy."""
     source = CIMultiDict([("a", "1")])
-    info = ResponseInfo(200, None, source, EMPTY_RATE_LIMIT, None, 1, 0.0)
+    info = ResponseInfo(200, None, source, 1, 0.0)
     source["a"] = "2"
     assert isinstance(info.headers, CIMultiDictProxy)
     assert info.headers["a"] == "1"
