@@ -63,8 +63,26 @@ def _instruments() -> tuple[Tracer, Histogram] | None:
 
 
 def enabled() -> bool:
-    """Whether opentelemetry-api is importable, so spans and metrics are reported."""
+    """Whether opentelemetry-api is importable, so spans and metrics may be reported."""
     return _instruments() is not None
+
+
+def _configured() -> bool:
+    """Whether the application has set a tracer or meter provider (an SDK, usually).
+
+    Until it does, every span and measurement would go to the API's no-op objects: not
+    making them at all spares each page tens of microseconds. Checked at every attempt
+    and page, so an SDK configured later is picked up at once.
+    """
+    from opentelemetry import metrics, trace
+
+    if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        return True
+    meter_provider = metrics.get_meter_provider()
+    # The API's stand-in before one is set is private (_ProxyMeterProvider): named here.
+    return not isinstance(meter_provider, metrics.NoOpMeterProvider) and (
+        type(meter_provider).__name__ != "_ProxyMeterProvider"
+    )
 
 
 def _error_type(error: BaseException) -> str:
@@ -170,7 +188,7 @@ class PageTrace:
 def start_attempt(url: URL, resend_count: int) -> AttemptTrace | None:
     """Start the span of an HTTP attempt at ``url``; ``None`` without OpenTelemetry."""
     instruments = _instruments()
-    if instruments is None:
+    if instruments is None or not _configured():
         return None
     tracer, histogram = instruments
     from opentelemetry.trace import SpanKind
@@ -190,7 +208,7 @@ def start_attempt(url: URL, resend_count: int) -> AttemptTrace | None:
 def start_page(fine_tuning_job_id: str, number: int) -> PageTrace | None:
     """Start the span of page ``number`` of a job's listing; ``None`` without OpenTelemetry."""
     instruments = _instruments()
-    if instruments is None:
+    if instruments is None or not _configured():
         return None
     tracer, _ = instruments
     from opentelemetry.trace import SpanKind
