@@ -85,7 +85,7 @@ WALKERS = {
 }
 IMPORTS = {
     "ours": ["fine_tune_ckpt"],
-    "ours, otel api": ["fine_tune_ckpt", "opentelemetry.trace"],
+    "ours, otel api": ["fine_tune_ckpt", "opentelemetry.trace", "opentelemetry.metrics"],
     "floor": ["aiohttp", "orjson"],
     "openai": ["openai"],
 }
