@@ -157,11 +157,7 @@ class AsyncClient:
         )
         self.organization = _credential("organization", organization, "OPENAI_ORG_ID")
         self.project = _credential("project", project, "OPENAI_PROJECT_ID")
-        fixed: dict[str, str] = {}
-        if self.organization:
-            fixed["OpenAI-Organization"] = self.organization
-        if self.project:
-            fixed["OpenAI-Project"] = self.project
+        fixed = _account_headers(self.organization, self.project)
         self._configure(
             base_url=base,
             query=base_query,
@@ -476,11 +472,7 @@ class AsyncAzureClient(AsyncClient):
         project_id = _credential("project", project, "OPENAI_PROJECT_ID")
         self.organization = organization_id
         self.project = project_id
-        fixed: dict[str, str] = {}
-        if organization_id:
-            fixed["OpenAI-Organization"] = organization_id
-        if project_id:
-            fixed["OpenAI-Project"] = project_id
+        fixed = _account_headers(organization_id, project_id)
         self._configure(
             base_url=base,
             query=query,
@@ -591,6 +583,16 @@ def _check_api_version(value: str) -> str:
         "api_version must be a dated version such as '2024-10-21' (or '...-preview'), "
         f"'v1' or 'preview', got {value!r}"
     )
+
+
+def _account_headers(organization: str | None, project: str | None) -> dict[str, str]:
+    """The headers naming the organization and project, for those that are set."""
+    headers: dict[str, str] = {}
+    if organization:
+        headers["OpenAI-Organization"] = organization
+    if project:
+        headers["OpenAI-Project"] = project
+    return headers
 
 
 def _key_credential(

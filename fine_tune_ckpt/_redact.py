@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 __all__ = [
     "REDACTED",
@@ -27,6 +28,7 @@ __all__ = [
     "scrub_chain",
     "scrub_error",
     "secrets_of",
+    "without_user_info",
 ]
 
 #: What a secret is replaced with.
@@ -38,6 +40,11 @@ class RedactedError(Exception):
 
     Its message names the original type and keeps its text with every secret replaced.
     """
+
+
+def without_user_info(url: URL) -> URL:
+    """``url`` for messages and spans: never with user info, which could hold a secret."""
+    return url.with_user(None) if url.user is not None or url.password is not None else url
 
 
 def secrets_of(header_values: Iterable[str]) -> tuple[str, ...]:

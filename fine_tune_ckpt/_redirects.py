@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from yarl import URL
 
 from ._errors import APIStatusError
+from ._redact import without_user_info
 
 __all__ = ["MAX_REDIRECTS", "REDIRECT_STATUSES", "redirect_target", "same_origin"]
 
@@ -57,13 +58,17 @@ def redirect_target(
     except ValueError:
         raise refuse("the API redirected to an unreadable Location") from None
     if target.scheme not in {"http", "https"} or not target.host:
-        raise refuse(f"the API redirected to a non-HTTP URL {_shown(target)!r}; not followed")
+        raise refuse(
+            f"the API redirected to a non-HTTP URL {str(without_user_info(target))!r}; not followed"
+        )
     if target.user is not None or target.password is not None:
         # aiohttp would send them as Basic credentials (or refuse with a bare ValueError).
         raise refuse("the API redirected to a URL holding credentials; not followed")
     target = target.with_fragment(None)
     if target in visited:
-        raise refuse(f"redirect loop: {_shown(target)!r} was already asked in this request")
+        raise refuse(
+            f"redirect loop: {str(without_user_info(target))!r} was already asked in this request"
+        )
     if len(visited) > MAX_REDIRECTS:
         raise refuse(f"more than {MAX_REDIRECTS} redirects; not followed")
     return target
@@ -72,8 +77,3 @@ def redirect_target(
 def same_origin(url: URL, origin: URL) -> bool:
     """Tell whether ``url`` is on ``origin`` (same scheme, host and port)."""
     return url.scheme == origin.scheme and url.host == origin.host and url.port == origin.port
-
-
-def _shown(url: URL) -> str:
-    """The URL for messages: never with user info, which could hold a secret."""
-    return str(url.with_user(None)) if url.user or url.password else str(url)

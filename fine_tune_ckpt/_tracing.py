@@ -31,6 +31,7 @@ from yarl import URL
 
 from ._errors import APIStatusError
 from ._options import is_sensitive
+from ._redact import without_user_info
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -95,8 +96,7 @@ def _error_type(error: BaseException) -> str:
 
 def _safe_url(url: URL) -> str:
     """``url.full`` without user info, and without the values of secret-looking parameters."""
-    if url.user is not None or url.password is not None:
-        url = url.with_user(None)
+    url = without_user_info(url)
     if any(is_sensitive(name) for name in url.query):
         url = url.with_query(
             [

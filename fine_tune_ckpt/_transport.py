@@ -41,7 +41,7 @@ from ._errors import (
 )
 from ._options import CallOptions, Limits, is_sensitive
 from ._proxies import ProxyRules
-from ._redact import redacted_text, scrub_chain, scrub_error, secrets_of
+from ._redact import redacted_text, scrub_chain, scrub_error, secrets_of, without_user_info
 from ._redirects import REDIRECT_STATUSES, redirect_target, same_origin
 from ._retry import retry_wait, should_retry
 from ._tracing import enabled as tracing_enabled
@@ -281,10 +281,15 @@ class Transport:
                 if slots is not None:
                     slots.give_back()
         except TimeoutError as exc:  # before ClientError: aiohttp's timeouts are both
-            failure, cause = APITimeoutError(f"Request timed out: GET {_safe(url)}"), exc
+            failure, cause = (
+                APITimeoutError(f"Request timed out: GET {without_user_info(url)}"),
+                exc,
+            )
         except aiohttp.ClientError as exc:
             reason = redacted_text(f"{type(exc).__name__}: {exc}", secrets)
-            failure = APIConnectionError(f"Connection error: GET {_safe(url)}: {reason}")
+            failure = APIConnectionError(
+                f"Connection error: GET {without_user_info(url)}: {reason}"
+            )
             cause = exc
         except (RuntimeError, ValueError) as exc:
             # aiohttp's answer to a session used outside its loop or closed under us, or to
@@ -644,8 +649,3 @@ def _loop_of(session: aiohttp.ClientSession) -> asyncio.AbstractEventLoop | None
     """
     loop = getattr(session, "_loop", None)
     return loop if isinstance(loop, asyncio.AbstractEventLoop) else None
-
-
-def _safe(url: URL) -> str:
-    """The URL for messages: never with user info, which could hold a secret."""
-    return str(url.with_user(None)) if url.user or url.password else str(url)
