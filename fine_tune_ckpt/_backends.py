@@ -110,14 +110,12 @@ class Credential:
 
 @attrs.frozen
 class Backend:
-    """The service requests go to: its base URL, a fixed query and the credential headers."""
+    """The service requests go to: its base URL, a fixed query and a changing credential."""
 
     #: The service's base URL, without a trailing slash; endpoint paths are appended.
     base_url: URL
     #: Query parameters every request carries (``api-version``, a gateway's own).
     query: tuple[tuple[str, str], ...]
-    #: Headers with a secret that never changes (organization, project, a fixed key).
-    fixed_credentials: Mapping[str, str] = attrs.field(repr=False)
     #: The credential asked of a provider before every attempt, if any.
     provider_credential: Credential | None = attrs.field(default=None, repr=False)
     #: Query parameters the backend's settings own (Azure's ``api-version``): no call's

@@ -254,7 +254,6 @@ class AsyncClient:
         self._backend = Backend(
             base_url=base_url,
             query=tuple({**query, **extra_query}.items()),
-            fixed_credentials=credentials,
             provider_credential=credential if credential.provider is not None else None,
             reserved_query=reserved_query,
         )
