@@ -16,7 +16,16 @@ import attrs
 
 from ._metadata import ResponseInfo
 
-__all__ = ["Checkpoint", "CheckpointMetrics", "CheckpointPage"]
+__all__ = [
+    "TERMINAL_STATUSES",
+    "Checkpoint",
+    "CheckpointMetrics",
+    "CheckpointPage",
+    "FineTuningJob",
+    "FineTuningJobError",
+    "FineTuningJobPage",
+    "JobStatus",
+]
 
 
 @final
@@ -291,6 +300,155 @@ class CheckpointPage:
         return self.data[-1].id
 
 
+#: Where a fine-tuning job stands. The last three are final: the job will not change again.
+JobStatus = Literal["validating_files", "queued", "running", "succeeded", "failed", "cancelled"]
+
+#: The statuses a job ends in; a watch ends once its job reaches one.
+TERMINAL_STATUSES: Final[frozenset[JobStatus]] = frozenset({"succeeded", "failed", "cancelled"})
+
+
+def _error_extra(value: object) -> Mapping[str, Any]:
+    if value is NO_EXTRA:
+        return value
+    return _freeze_extra(value, JOB_ERROR_KEYS, "FineTuningJobError")
+
+
+def _job_extra(value: object) -> Mapping[str, Any]:
+    return value if value is NO_EXTRA else _freeze_extra(value, JOB_KEYS, "FineTuningJob")
+
+
+def _job_page_extra(value: object) -> Mapping[str, Any]:
+    return value if value is NO_EXTRA else _freeze_extra(value, JOB_PAGE_KEYS, "FineTuningJobPage")
+
+
+def _frozen_object(value: object) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"expected a mapping, got {type(value).__name__}")
+    frozen: Mapping[str, Any] = freeze_json(value)
+    return frozen
+
+
+def _frozen_object_or_none(value: object) -> Mapping[str, Any] | None:
+    return None if value is None else _frozen_object(value)
+
+
+def _frozen_objects_or_none(value: object) -> tuple[Mapping[str, Any], ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple):
+        raise TypeError(f"expected a list, got {type(value).__name__}")
+    return tuple(_frozen_object(item) for item in value)
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
+        raise TypeError("expected a list of strings")
+    return tuple(value)
+
+
+@attrs.frozen
+class FineTuningJobError:
+    """Why a job failed: the ``error`` of a ``failed`` :class:`FineTuningJob`."""
+
+    #: A machine-readable error code.
+    code: str
+    #: A human-readable error message.
+    message: str
+    #: The parameter that was invalid (usually ``training_file``), or ``None``.
+    param: str | None = None
+    #: Fields the API sent that this version does not know, read-only (see
+    #: :attr:`Checkpoint.extra`).
+    extra: Mapping[str, Any] = attrs.field(default=NO_EXTRA, converter=_error_extra, kw_only=True)
+
+
+@attrs.frozen
+class FineTuningJob:
+    """A ``fine_tuning.job``: one fine-tuning job, as ``client.jobs`` reads it.
+
+    Every top-level field of the API's schema is typed. ``hyperparameters``, ``method``,
+    ``integrations`` and ``metadata`` are read-only mappings as sent (their shapes are
+    large unions that vary with the fine-tuning method).
+    """
+
+    #: The job identifier, e.g. ``ftjob-abc123``.
+    id: str
+    #: When the job was created, as an aware UTC datetime.
+    created_at: datetime
+    #: The base model being fine-tuned.
+    model: str
+    #: Where the job stands; see :data:`TERMINAL_STATUSES`.
+    status: JobStatus
+    #: The organization that owns the job.
+    organization_id: str
+    #: The file id of the training data.
+    training_file: str
+    #: The object type, always ``fine_tuning.job``.
+    object: Literal["fine_tuning.job"] = "fine_tuning.job"
+    #: Why the job failed, for a ``failed`` job; otherwise ``None``.
+    error: FineTuningJobError | None = None
+    #: The fine-tuned model's name once the job succeeded; ``None`` while it runs.
+    fine_tuned_model: str | None = None
+    #: When the job finished, as an aware UTC datetime; ``None`` while it runs.
+    finished_at: datetime | None = None
+    #: The hyperparameters used (supervised jobs), read-only as sent.
+    hyperparameters: Mapping[str, Any] = attrs.field(default=NO_EXTRA, converter=_frozen_object)
+    #: The compiled results file ids.
+    result_files: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    #: Billable tokens processed; ``None`` while the job runs.
+    trained_tokens: int | None = None
+    #: The file id of the validation data, if any.
+    validation_file: str | None = None
+    #: The integrations enabled for the job (read-only mappings), if the API sent them.
+    integrations: tuple[Mapping[str, Any], ...] | None = attrs.field(
+        default=None, converter=_frozen_objects_or_none
+    )
+    #: The seed used for the job.
+    seed: int | None = None
+    #: When the job is expected to finish; ``None`` unless it is running.
+    estimated_finish: datetime | None = None
+    #: The fine-tuning method and its hyperparameters, read-only as sent.
+    method: Mapping[str, Any] | None = attrs.field(default=None, converter=_frozen_object_or_none)
+    #: The key-value pairs attached to the job, read-only.
+    metadata: Mapping[str, str] | None = attrs.field(default=None, converter=_frozen_object_or_none)
+    #: Fields the API sent that this version does not know, read-only (see
+    #: :attr:`Checkpoint.extra`).
+    extra: Mapping[str, Any] = attrs.field(default=NO_EXTRA, converter=_job_extra, kw_only=True)
+    #: What is known of the answer that brought this job (``client.jobs.retrieve`` only):
+    #: takes no part in equality, and ``to_wire`` leaves it out.
+    response: ResponseInfo | None = attrs.field(default=None, eq=False, repr=False, kw_only=True)
+
+    @property
+    def is_finished(self) -> bool:
+        """Whether the job has reached a final status: succeeded, failed or cancelled."""
+        return self.status in TERMINAL_STATUSES
+
+
+@attrs.frozen
+class FineTuningJobPage:
+    """One page of ``client.jobs.list``, as the API sent it (newest job first)."""
+
+    #: The jobs on this page.
+    data: tuple[FineTuningJob, ...]
+    #: Whether the API holds more jobs after this page.
+    has_more: bool
+    #: The object type, always ``list``.
+    object: Literal["list"] = "list"
+    #: Fields the API sent that this version does not know, read-only.
+    extra: Mapping[str, Any] = attrs.field(
+        default=NO_EXTRA, converter=_job_page_extra, kw_only=True
+    )
+    #: What is known of the answer that brought this page (see
+    #: :attr:`CheckpointPage.response`).
+    response: ResponseInfo | None = attrs.field(default=None, eq=False, repr=False, kw_only=True)
+
+    @property
+    def next_after(self) -> str | None:
+        """The ``after`` cursor of the next page (this page's last job id), or ``None``."""
+        if not self.has_more or not self.data:
+            return None
+        return self.data[-1].id
+
+
 def _wire_keys(record: type[attrs.AttrsInstance]) -> frozenset[str]:
     return frozenset(
         field.name for field in attrs.fields(record) if field.name not in {"extra", "response"}
@@ -301,3 +459,6 @@ def _wire_keys(record: type[attrs.AttrsInstance]) -> frozenset[str]:
 METRICS_KEYS: Final = _wire_keys(CheckpointMetrics)
 CHECKPOINT_KEYS: Final = _wire_keys(Checkpoint)
 PAGE_KEYS: Final = _wire_keys(CheckpointPage)
+JOB_ERROR_KEYS: Final = _wire_keys(FineTuningJobError)
+JOB_KEYS: Final = _wire_keys(FineTuningJob)
+JOB_PAGE_KEYS: Final = _wire_keys(FineTuningJobPage)

@@ -1,6 +1,8 @@
-"""The paging rules and the pager that follows them across cursor pages.
+"""The paging rules and the one pager that follows them across cursor pages.
 
-The pager never touches the network itself: it calls the ``fetch_page`` coroutine it was
+One generic pager serves every cursor listing: :class:`AsyncCheckpointPager` (a job's
+checkpoints) and :class:`AsyncJobPager` (the account's jobs) are it, named for what they
+yield. The pager never touches the network itself: it calls the ``fetch_page`` coroutine it was
 given, so every rule here can be tested without a socket.
 
 Rules:
@@ -31,26 +33,64 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Generator
 from contextlib import aclosing
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
 
 from ._errors import FineTuneCkptError, PaginationError
 from ._metadata import ResponseInfo
-from ._models import Checkpoint, CheckpointPage
+from ._models import Checkpoint, CheckpointPage, FineTuningJob, FineTuningJobPage
 from ._redact import scrub_error
 from ._tracing import enabled as tracing_enabled
 from ._tracing import start_page
-from ._wire import RawPage, structure_page
+from ._wire import RawPage, structure_job_page, structure_page
 
-__all__ = ["AsyncCheckpointPager", "check_follows", "next_cursor"]
+__all__ = [
+    "AsyncCheckpointPager",
+    "AsyncCursorPager",
+    "AsyncJobPager",
+    "CursorPage",
+    "check_follows",
+    "next_cursor",
+]
 
 #: Fetches the page after a cursor, as received (nothing decoded yet).
 FetchPage = Callable[[str | None], Awaitable[RawPage]]
 
 
+class _Identified(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+_Item = TypeVar("_Item", bound=_Identified)
+_Item_co = TypeVar("_Item_co", bound=_Identified, covariant=True)
+
+
+class CursorPage(Protocol[_Item_co]):
+    """What the pager needs of a page: its items, ``has_more`` and the next cursor."""
+
+    @property
+    def data(self) -> tuple[_Item_co, ...]:
+        """The page's items, in the API's order."""
+        ...
+
+    @property
+    def has_more(self) -> bool:
+        """Whether the API holds more items after this page."""
+        ...
+
+    @property
+    def next_after(self) -> str | None:
+        """The next page's cursor (the last item's id), or ``None`` after the last page."""
+        ...
+
+
+_Page = TypeVar("_Page", bound=CursorPage[Any])
+
+
 def next_cursor(
-    page: CheckpointPage, after: str | None, *, seen: Collection[str] = ()
+    page: CursorPage[_Identified], after: str | None, *, seen: Collection[str] = ()
 ) -> str | None:
     """Return the ``after`` of the page following ``page`` (fetched with ``after``).
 
@@ -85,7 +125,7 @@ def next_cursor(
     return cursor
 
 
-def check_follows(page: CheckpointPage, after: str | None) -> None:
+def check_follows(page: CursorPage[_Identified], after: str | None) -> None:
     """Raise :class:`PaginationError` if ``page``, asked for ``after``, holds that item.
 
     ``after`` is exclusive: the item it names belongs to an earlier page. Sending it again,
@@ -93,33 +133,41 @@ def check_follows(page: CheckpointPage, after: str | None) -> None:
     """
     if after is not None and any(item.id == after for item in page.data):
         raise PaginationError(
-            f"The API answered after={after!r} with that checkpoint again: it reads the "
+            f"The API answered after={after!r} with that item again: it reads the "
             "cursor as inclusive, and following it would repeat items"
         )
 
 
-class AsyncCheckpointPager:
-    """The checkpoints of one job, fetched page by page as you iterate.
+class AsyncCursorPager(Generic[_Item, _Page]):
+    """Items of a cursor listing, fetched page by page as you iterate.
 
-    Creating it sends nothing. ``async for checkpoint in pager`` yields every checkpoint
-    across pages; :meth:`pages` yields whole pages; ``await pager`` returns the first page;
-    :meth:`to_list` gathers every checkpoint. Each iteration starts again from ``after``.
+    Creating it sends nothing. ``async for item in pager`` yields every item across
+    pages; :meth:`pages` yields whole pages; ``await pager`` returns the first page;
+    :meth:`to_list` gathers every item. Each iteration starts again from ``after``.
     """
 
     def __init__(
         self,
         fetch_page: FetchPage,
+        structure: Callable[[RawPage], _Page],
         *,
-        fine_tuning_job_id: str,
+        operation: str,
+        fine_tuning_job_id: str | None = None,
         after: str | None = None,
         limit: int | None = None,
         max_items: int | None = None,
     ) -> None:
-        """Wrap ``fetch_page(after)``, the coroutine that fetches one page."""
+        """Wrap ``fetch_page(after)`` and ``structure``, which turns its answer into a page.
+
+        ``fetch_page`` fetches one page; ``structure`` raises a library error for an
+        answer that is not a valid page. ``operation`` names the listing in traces;
+        ``fine_tuning_job_id`` is the job it belongs to, if any.
+        """
         self._fetch_page = fetch_page
-        #: The job whose checkpoints are listed.
-        self.fine_tuning_job_id = fine_tuning_job_id
-        #: The cursor each iteration starts from (``None``: the newest checkpoint).
+        self._structure_raw = structure
+        self._operation = operation
+        self._job_id = fine_tuning_job_id
+        #: The cursor each iteration starts from (``None``: the newest item).
         self.after = after
         #: The page size asked of the API (``None``: the API's default).
         self.limit = limit
@@ -132,19 +180,19 @@ class AsyncCheckpointPager:
     def __repr__(self) -> str:
         """Show what this pager lists."""
         return (
-            f"AsyncCheckpointPager(fine_tuning_job_id={self.fine_tuning_job_id!r}, "
-            f"after={self.after!r}, limit={self.limit!r}, max_items={self.max_items!r})"
+            f"{type(self).__name__}(after={self.after!r}, limit={self.limit!r}, "
+            f"max_items={self.max_items!r})"
         )
 
-    def __aiter__(self) -> AsyncGenerator[Checkpoint, None]:
-        """Iterate over every checkpoint, newest first, across pages."""
+    def __aiter__(self) -> AsyncGenerator[_Item, None]:
+        """Iterate over every item, newest first, across pages."""
         return self._items()
 
-    def __await__(self) -> Generator[Any, None, CheckpointPage]:
+    def __await__(self) -> Generator[Any, None, _Page]:
         """Fetch and return the first page only."""
         return self._first_page().__await__()
 
-    def pages(self) -> AsyncGenerator[CheckpointPage, None]:
+    def pages(self) -> AsyncGenerator[_Page, None]:
         """Iterate over whole pages as the API sends them.
 
         With ``max_items`` set, iteration stops after the page that reaches it; pages are
@@ -152,11 +200,11 @@ class AsyncCheckpointPager:
         """
         return self._pages()
 
-    async def to_list(self) -> list[Checkpoint]:
-        """Gather every checkpoint (up to ``max_items``) into a list."""
-        return [checkpoint async for checkpoint in self]
+    async def to_list(self) -> list[_Item]:
+        """Gather every item (up to ``max_items``) into a list."""
+        return [item async for item in self]
 
-    async def _items(self) -> AsyncGenerator[Checkpoint, None]:
+    async def _items(self) -> AsyncGenerator[_Item, None]:
         remaining = self.max_items
         async with aclosing(self._pages()) as pages:
             async for page in pages:
@@ -167,7 +215,7 @@ class AsyncCheckpointPager:
                 for item in items:
                     yield item
 
-    async def _first_page(self) -> CheckpointPage:
+    async def _first_page(self) -> _Page:
         page = self._structure(await self._fetch(self.after, 1), self.after)
         try:
             check_follows(page, self.after)
@@ -176,7 +224,7 @@ class AsyncCheckpointPager:
             raise
         return page
 
-    async def _pages(self) -> AsyncGenerator[CheckpointPage, None]:
+    async def _pages(self) -> AsyncGenerator[_Page, None]:
         after = self.after
         # Every cursor this walk has asked with, one short string per page: any of them
         # coming back is a cycle, whatever its length (see next_cursor).
@@ -231,7 +279,7 @@ class AsyncCheckpointPager:
         With OpenTelemetry, the page's span starts here and is current while its attempts
         run, so they are its children; it ends once the page is turned into records.
         """
-        trace = start_page(self.fine_tuning_job_id, number) if tracing_enabled() else None
+        trace = start_page(self._operation, number, self._job_id) if tracing_enabled() else None
         try:
             if trace is None:
                 return await self._fetch_page(after)
@@ -248,11 +296,11 @@ class AsyncCheckpointPager:
             raise
         return attrs.evolve(raw, trace=trace)
 
-    def _structure(self, raw: RawPage, after: str | None) -> CheckpointPage:
+    def _structure(self, raw: RawPage, after: str | None) -> _Page:
         if raw.response is not None:
             self.last_response = raw.response
         try:
-            page = structure_page(raw)
+            page = self._structure_raw(raw)
         except FineTuneCkptError as exc:
             exc.resume_after = after
             scrub_error(exc, raw.secrets)  # a hostile page may echo the key back
@@ -262,6 +310,76 @@ class AsyncCheckpointPager:
         if raw.trace is not None:
             raw.trace.finish(len(page.data))
         return page
+
+
+class AsyncCheckpointPager(AsyncCursorPager[Checkpoint, CheckpointPage]):
+    """The checkpoints of one job, newest first, fetched page by page as you iterate.
+
+    ``client.checkpoints.list(job_id)`` returns one. Creating it sends nothing. ``async for
+    checkpoint in pager`` yields every checkpoint across pages; :meth:`pages` yields whole
+    pages; ``await pager`` returns the first page; :meth:`to_list` gathers every checkpoint.
+    Each iteration starts again from ``after``.
+    """
+
+    def __init__(
+        self,
+        fetch_page: FetchPage,
+        *,
+        fine_tuning_job_id: str,
+        after: str | None = None,
+        limit: int | None = None,
+        max_items: int | None = None,
+    ) -> None:
+        """Wrap ``fetch_page(after)``, the coroutine that fetches one page of the job."""
+        super().__init__(
+            fetch_page,
+            structure_page,
+            operation=CHECKPOINTS_OPERATION,
+            fine_tuning_job_id=fine_tuning_job_id,
+            after=after,
+            limit=limit,
+            max_items=max_items,
+        )
+        #: The job whose checkpoints are listed.
+        self.fine_tuning_job_id = fine_tuning_job_id
+
+    def __repr__(self) -> str:
+        """Show what this pager lists."""
+        return (
+            f"AsyncCheckpointPager(fine_tuning_job_id={self.fine_tuning_job_id!r}, "
+            f"after={self.after!r}, limit={self.limit!r}, max_items={self.max_items!r})"
+        )
+
+
+class AsyncJobPager(AsyncCursorPager[FineTuningJob, FineTuningJobPage]):
+    """The account's fine-tuning jobs, newest first, fetched page by page as you iterate.
+
+    ``client.jobs.list()`` returns one; it pages, reads ahead, caps and resumes exactly as
+    :class:`AsyncCheckpointPager` does.
+    """
+
+    def __init__(
+        self,
+        fetch_page: FetchPage,
+        *,
+        after: str | None = None,
+        limit: int | None = None,
+        max_items: int | None = None,
+    ) -> None:
+        """Wrap ``fetch_page(after)``, the coroutine that fetches one page of jobs."""
+        super().__init__(
+            fetch_page,
+            structure_job_page,
+            operation=JOBS_OPERATION,
+            after=after,
+            limit=limit,
+            max_items=max_items,
+        )
+
+
+#: The listings' names in traces (their page spans).
+CHECKPOINTS_OPERATION = "fine_tuning.jobs.checkpoints.list"
+JOBS_OPERATION = "fine_tuning.jobs.list"
 
 
 async def _let_it_start() -> None:

@@ -1,9 +1,11 @@
-"""``client.checkpoints``: the one endpoint, ``GET /fine_tuning/jobs/{id}/checkpoints``."""
+"""``client.checkpoints``: ``GET /fine_tuning/jobs/{id}/checkpoints``, listed and watched."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from urllib.parse import quote
+
+from yarl import URL
 
 from ._args import check_cursor, check_job_id, check_optional_positive_int
 from ._backends import Backend
@@ -13,7 +15,7 @@ from ._paging import AsyncCheckpointPager
 from ._transport import Transport
 from ._wire import RawPage
 
-__all__ = ["AsyncCheckpointsResource", "checkpoints_path"]
+__all__ = ["AsyncCheckpointsResource", "checkpoints_path", "fetch_raw"]
 
 
 def checkpoints_path(fine_tuning_job_id: str) -> str:
@@ -23,6 +25,19 @@ def checkpoints_path(fine_tuning_job_id: str) -> str:
     path or add a query.
     """
     return f"/fine_tuning/jobs/{quote(fine_tuning_job_id, safe='')}/checkpoints"
+
+
+async def fetch_raw(transport: Transport, url: URL, options: CallOptions | None) -> RawPage:
+    """GET ``url`` through ``transport`` and hand back the 2xx answer, not yet decoded."""
+    response = await transport.get(url, options)
+    info = response_info(
+        response.status,
+        response.headers,
+        request_id=response.request_id,
+        attempts=response.attempts,
+        elapsed=response.elapsed,
+    )
+    return RawPage(response.body, response.status, response.request_id, response.secrets, info)
 
 
 class AsyncCheckpointsResource:
@@ -80,17 +95,7 @@ class AsyncCheckpointsResource:
                 query["after"] = cursor
             if page_size is not None:
                 query["limit"] = page_size
-            response = await transport.get(backend.url(path, query), call_options)
-            info = response_info(
-                response.status,
-                response.headers,
-                request_id=response.request_id,
-                attempts=response.attempts,
-                elapsed=response.elapsed,
-            )
-            return RawPage(
-                response.body, response.status, response.request_id, response.secrets, info
-            )
+            return await fetch_raw(transport, backend.url(path, query), call_options)
 
         return AsyncCheckpointPager(
             fetch_page, fine_tuning_job_id=job_id, after=start, limit=page_size, max_items=cap

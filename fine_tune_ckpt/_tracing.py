@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 __all__ = ["AttemptTrace", "PageTrace", "enabled", "start_attempt", "start_page"]
 
 _SCOPE = "fine_tune_ckpt"
-PAGE_SPAN_NAME = "fine_tuning.jobs.checkpoints.list"
 
 
 @functools.cache
@@ -205,17 +204,20 @@ def start_attempt(url: URL, resend_count: int) -> AttemptTrace | None:
     return AttemptTrace(span, histogram, attributes)
 
 
-def start_page(fine_tuning_job_id: str, number: int) -> PageTrace | None:
-    """Start the span of page ``number`` of a job's listing; ``None`` without OpenTelemetry."""
+def start_page(operation: str, number: int, fine_tuning_job_id: str | None) -> PageTrace | None:
+    """Start the span of page ``number`` of a listing; ``None`` without OpenTelemetry.
+
+    ``operation`` names the listing (``fine_tuning.jobs.checkpoints.list``); the job id is
+    an attribute when the listing belongs to one job.
+    """
     instruments = _instruments()
     if instruments is None or not _configured():
         return None
     tracer, _ = instruments
     from opentelemetry.trace import SpanKind
 
-    span = tracer.start_span(
-        PAGE_SPAN_NAME,
-        kind=SpanKind.INTERNAL,
-        attributes={"fine_tuning.job.id": fine_tuning_job_id, "fine_tune_ckpt.page.number": number},
-    )
+    attributes: dict[str, str | int] = {"fine_tune_ckpt.page.number": number}
+    if fine_tuning_job_id is not None:
+        attributes["fine_tuning.job.id"] = fine_tuning_job_id
+    span = tracer.start_span(operation, kind=SpanKind.INTERNAL, attributes=attributes)
     return PageTrace(span)

@@ -20,7 +20,7 @@ import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args, get_origin
 
 import attrs
 import orjson
@@ -32,25 +32,53 @@ from ._errors import APIResponseValidationError
 from ._metadata import ResponseInfo
 from ._models import (
     CHECKPOINT_KEYS,
+    JOB_ERROR_KEYS,
+    JOB_KEYS,
+    JOB_PAGE_KEYS,
     METRICS_KEYS,
     NO_EXTRA,
     PAGE_KEYS,
     Checkpoint,
     CheckpointMetrics,
     CheckpointPage,
+    FineTuningJob,
+    FineTuningJobError,
+    FineTuningJobPage,
     thaw_json,
 )
 from ._models import unknown_fields as _unknown
 from ._tracing import PageTrace
 
-__all__ = ["RawPage", "parse_page", "structure_page", "to_wire"]
+__all__ = [
+    "RawPage",
+    "parse_page",
+    "structure_job",
+    "structure_job_page",
+    "structure_page",
+    "to_wire",
+]
 
 #: A page of broken items would otherwise make a message thousands of lines long.
 _MAX_PROBLEMS_LISTED = 10
 
 _LITERAL: Any = Literal  # typed as Any: mypy cannot compare special forms
 
-Record = Checkpoint | CheckpointMetrics | CheckpointPage
+Record = (
+    Checkpoint
+    | CheckpointMetrics
+    | CheckpointPage
+    | FineTuningJob
+    | FineTuningJobError
+    | FineTuningJobPage
+)
+_RECORDS = (
+    Checkpoint,
+    CheckpointMetrics,
+    CheckpointPage,
+    FineTuningJob,
+    FineTuningJobError,
+    FineTuningJobPage,
+)
 
 
 def _strict_str(value: object, _: object) -> str:
@@ -213,7 +241,130 @@ def _make_converter() -> cattrs.Converter:
             )
         ),
     )
+    _register_jobs(converter)
     return converter
+
+
+def _json_object(value: object, _: object) -> object:
+    """Pass a JSON object through as sent (the record freezes it), refusing anything else."""
+    if not isinstance(value, dict):
+        raise TypeError(f"expected an object, got {type(value).__name__}")
+    return value
+
+
+def _json_object_or_none(value: object, _: object) -> object:
+    return None if value is None else _json_object(value, _)
+
+
+def _json_objects_or_none(value: object, _: object) -> object:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list, got {type(value).__name__}")
+    for item in value:
+        _json_object(item, _)
+    return value
+
+
+def _strings(value: object, _: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list, got {type(value).__name__}")
+    return tuple(_strict_str(item, None) for item in value)
+
+
+def _string_values_or_none(value: object, _: object) -> object:
+    if value is None:
+        return None
+    _json_object(value, _)
+    assert isinstance(value, dict)  # noqa: S101 - checked just above, for mypy
+    for inner in value.values():
+        _strict_str(inner, None)
+    return value
+
+
+def _register_jobs(converter: cattrs.Converter) -> None:
+    """The job records: structured by the converter alone (a job page is small)."""
+    from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+    no_extra = override(omit=True)
+    converter.register_structure_hook(
+        FineTuningJobError,
+        _object_of(
+            make_dict_structure_fn(FineTuningJobError, converter, extra=no_extra), JOB_ERROR_KEYS
+        ),
+    )
+    converter.register_structure_hook(
+        FineTuningJob,
+        _object_of(
+            make_dict_structure_fn(
+                FineTuningJob,
+                converter,
+                hyperparameters=override(struct_hook=_json_object),
+                result_files=override(struct_hook=_strings),
+                integrations=override(struct_hook=_json_objects_or_none),
+                method=override(struct_hook=_json_object_or_none),
+                metadata=override(struct_hook=_string_values_or_none),
+                extra=no_extra,
+                response=no_extra,
+            ),
+            JOB_KEYS,
+        ),
+    )
+    jobs_hook = converter.get_structure_hook(tuple[FineTuningJob, ...])
+
+    def _jobs(value: object, type_: Any) -> tuple[FineTuningJob, ...]:
+        if not isinstance(value, list):
+            raise TypeError(f"expected a list, got {type(value).__name__}")
+        return jobs_hook(value, type_)  # type: ignore[no-any-return]
+
+    converter.register_structure_hook(
+        FineTuningJobPage,
+        _object_of(
+            make_dict_structure_fn(
+                FineTuningJobPage,
+                converter,
+                data=override(struct_hook=_jobs),
+                extra=no_extra,
+                response=no_extra,
+            ),
+            JOB_PAGE_KEYS,
+        ),
+    )
+    converter.register_unstructure_hook(
+        FineTuningJobError,
+        _with_extra(make_dict_unstructure_fn(FineTuningJobError, converter, extra=no_extra)),
+    )
+    # Left out when None, as the API leaves them out; the others it always sends.
+    optional = override(omit_if_default=True, unstruct_hook=thaw_json)
+    converter.register_unstructure_hook(
+        FineTuningJob,
+        _with_extra(
+            make_dict_unstructure_fn(
+                FineTuningJob,
+                converter,
+                hyperparameters=override(unstruct_hook=thaw_json),
+                integrations=optional,
+                method=optional,
+                metadata=optional,
+                estimated_finish=override(omit_if_default=True),
+                result_files=override(unstruct_hook=list),
+                extra=no_extra,
+                response=no_extra,
+            )
+        ),
+    )
+    converter.register_unstructure_hook(
+        FineTuningJobPage,
+        _with_extra(
+            make_dict_unstructure_fn(
+                FineTuningJobPage,
+                converter,
+                data=override(unstruct_hook=lambda jobs: [converter.unstructure(j) for j in jobs]),
+                extra=no_extra,
+                response=no_extra,
+            )
+        ),
+    )
 
 
 def _list_of(items: tuple[Checkpoint, ...]) -> list[dict[str, Any]]:
@@ -231,6 +382,7 @@ def _converter() -> cattrs.Converter:
 
 
 def _structure_page(value: Any, type_: Any) -> CheckpointPage:
+    """The converter's reading of a page: the slow path, and the fast one's reference."""
     return _converter().structure(value, CheckpointPage)
 
 
@@ -432,7 +584,7 @@ def _foreign_encoding(body: bytes) -> str | None:
     return _NULS_OF.get(tuple(byte == 0 for byte in body[:4]))
 
 
-def _decode(raw: RawPage) -> dict[str, Any]:
+def _decode(raw: RawPage, expected: str) -> dict[str, Any]:
     """Decode a 2xx answer's body; raise APIResponseValidationError unless a JSON object."""
     body: bytes | memoryview = raw.body
     if raw.body.startswith(_UTF8_BOM):
@@ -444,7 +596,7 @@ def _decode(raw: RawPage) -> dict[str, Any]:
     except orjson.JSONDecodeError as exc:
         decoded = _decode_slowly(body)
         if decoded is not _NOT_JSON:
-            return _object_or_refuse(decoded, raw)
+            return _object_or_refuse(decoded, raw, expected)
         preview = raw.body[:200].decode("utf-8", errors="replace")
         encoding = _foreign_encoding(raw.body)
         # Never decoded as that encoding: guessing wrong would mis-read the data silently.
@@ -456,14 +608,14 @@ def _decode(raw: RawPage) -> dict[str, Any]:
             body=preview,
             request_id=raw.request_id,
         ) from None
-    return _object_or_refuse(decoded, raw)
+    return _object_or_refuse(decoded, raw, expected)
 
 
-def _object_or_refuse(decoded: Any, raw: RawPage) -> dict[str, Any]:
+def _object_or_refuse(decoded: Any, raw: RawPage, expected: str) -> dict[str, Any]:
     if not isinstance(decoded, dict):
         raise APIResponseValidationError(
             "The API answered with JSON that is not an object: "
-            f"expected a list page, got {type(decoded).__name__} @ $",
+            f"expected {expected}, got {type(decoded).__name__} @ $",
             status_code=raw.status_code,
             body=decoded,
             request_id=raw.request_id,
@@ -497,13 +649,32 @@ def structure_page(raw: RawPage) -> CheckpointPage:
 
     The error says what is wrong: not JSON, or each problem by JSON path.
     """
-    decoded = _decode(raw)
+    decoded = _decode(raw, "a list page")
     try:
         return _fast_page(decoded, raw.response)
     except Exception:  # noqa: S110 - the converter below explains what was wrong
         pass
+    return _structured(decoded, raw, CheckpointPage, "checkpoint page")
+
+
+def structure_job_page(raw: RawPage) -> FineTuningJobPage:
+    """Decode an answer of ``GET /fine_tuning/jobs`` into a page of jobs (see structure_page)."""
+    return _structured(_decode(raw, "a list page"), raw, FineTuningJobPage, "page of jobs")
+
+
+def structure_job(raw: RawPage) -> FineTuningJob:
+    """Decode an answer of ``GET /fine_tuning/jobs/{id}`` into a job (see structure_page)."""
+    return _structured(_decode(raw, "a job"), raw, FineTuningJob, "fine-tuning job")
+
+
+_Structured = TypeVar("_Structured", CheckpointPage, FineTuningJobPage, FineTuningJob)
+
+
+def _structured(
+    decoded: dict[str, Any], raw: RawPage, record: type[_Structured], what: str
+) -> _Structured:
     try:
-        page = _structure_page(decoded, CheckpointPage)
+        structured: _Structured = _converter().structure(decoded, record)
     except Exception as exc:
         import cattrs
 
@@ -512,12 +683,14 @@ def structure_page(raw: RawPage) -> CheckpointPage:
         if len(problems) > _MAX_PROBLEMS_LISTED:
             listed += f"; and {len(problems) - _MAX_PROBLEMS_LISTED} more"
         raise APIResponseValidationError(
-            f"The API answered with an invalid checkpoint page: {listed}",
+            f"The API answered with an invalid {what}: {listed}",
             status_code=raw.status_code,
             body=decoded,
             request_id=raw.request_id,
         ) from exc
-    return page if raw.response is None else attrs.evolve(page, response=raw.response)
+    if raw.response is None:
+        return structured
+    return attrs.evolve(structured, response=raw.response)
 
 
 def parse_page(
@@ -552,9 +725,9 @@ def to_wire(record: Record) -> dict[str, Any]:
     stay absent, so ``json.dumps(to_wire(record))`` can be re-served as the API's own
     answer (NDJSON streams, FastAPI responses, caches).
     """
-    if not isinstance(record, Checkpoint | CheckpointMetrics | CheckpointPage):
+    if not isinstance(record, _RECORDS):
         raise TypeError(
-            f"to_wire() takes a Checkpoint, CheckpointMetrics or CheckpointPage, "
-            f"not {type(record).__name__}"
+            "to_wire() takes a Checkpoint, CheckpointMetrics, CheckpointPage, FineTuningJob, "
+            f"FineTuningJobError or FineTuningJobPage, not {type(record).__name__}"
         )
     return _converter().unstructure(record)  # type: ignore[no-any-return]
