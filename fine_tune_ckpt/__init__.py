@@ -35,14 +35,25 @@ from ._errors import (
     RateLimitError,
     UnprocessableEntityError,
 )
+from ._jobs import AsyncJobsResource
 from ._metadata import RateLimit, ResponseInfo
-from ._models import Checkpoint, CheckpointMetrics, CheckpointPage
+from ._models import (
+    TERMINAL_STATUSES,
+    Checkpoint,
+    CheckpointMetrics,
+    CheckpointPage,
+    FineTuningJob,
+    FineTuningJobError,
+    FineTuningJobPage,
+    JobStatus,
+)
 from ._options import NOT_GIVEN, NotGiven
-from ._paging import AsyncCheckpointPager
+from ._paging import AsyncCheckpointPager, AsyncCursorPager, AsyncJobPager, CursorPage
 from ._pipelines import JobCheckpoint, JobFailure, best_checkpoint, resume_walk, walk_jobs
 from ._resource import AsyncCheckpointsResource
 from ._selection import Metric
 from ._version import __version__
+from ._watch import CheckpointWatcher
 from ._wire import to_wire
 
 __all__ = [
@@ -51,6 +62,7 @@ __all__ = [
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_TIMEOUT",
     "NOT_GIVEN",
+    "TERMINAL_STATUSES",
     "APIConnectionError",
     "APIError",
     "APIResponseValidationError",
@@ -60,17 +72,26 @@ __all__ = [
     "AsyncCheckpointPager",
     "AsyncCheckpointsResource",
     "AsyncClient",
+    "AsyncCursorPager",
+    "AsyncJobPager",
+    "AsyncJobsResource",
     "AuthenticationError",
     "BadRequestError",
     "Checkpoint",
     "CheckpointMetrics",
     "CheckpointPage",
+    "CheckpointWatcher",
     "Clock",
     "ConflictError",
+    "CursorPage",
     "FineTuneCkptError",
+    "FineTuningJob",
+    "FineTuningJobError",
+    "FineTuningJobPage",
     "InternalServerError",
     "JobCheckpoint",
     "JobFailure",
+    "JobStatus",
     "Metric",
     "NotFoundError",
     "NotGiven",

@@ -21,6 +21,7 @@ from ._args import check_non_negative_int, check_optional_seconds, check_positiv
 from ._backends import Backend, Credential, TokenProvider, azure_base_url, check_header_value
 from ._clock import Clock, SystemClock
 from ._errors import FineTuneCkptError
+from ._jobs import AsyncJobsResource
 from ._options import (
     NOT_GIVEN,
     PAGING_PARAMETERS,
@@ -69,6 +70,7 @@ _BUILT_ATTRIBUTES = frozenset(
         "_backend",
         "_transport",
         "checkpoints",
+        "jobs",
         "base_url",
         "timeout",
         "deadline",
@@ -273,8 +275,16 @@ class AsyncClient:
             clock=clock if clock is not None else SystemClock(),
             pool=pool,
         )
-        #: The checkpoints endpoint: ``client.checkpoints.list(job_id)``.
-        self.checkpoints = AsyncCheckpointsResource(self._transport, self._backend)
+        #: The job reads: ``client.jobs.retrieve(job_id)`` and ``client.jobs.list()``.
+        self.jobs = AsyncJobsResource(self._transport, self._backend)
+        #: The checkpoints endpoint: ``client.checkpoints.list(job_id)`` and
+        #: ``client.checkpoints.watch(job_id)``.
+        self.checkpoints = AsyncCheckpointsResource(
+            self._transport,
+            self._backend,
+            retrieve_job=self.jobs.retrieve,
+            clock=clock if clock is not None else SystemClock(),
+        )
 
     def with_options(
         self,

@@ -156,17 +156,21 @@ class AsyncCursorPager(Generic[_Item, _Page]):
         after: str | None = None,
         limit: int | None = None,
         max_items: int | None = None,
+        read_ahead: bool = True,
     ) -> None:
         """Wrap ``fetch_page(after)`` and ``structure``, which turns its answer into a page.
 
         ``fetch_page`` fetches one page; ``structure`` raises a library error for an
         answer that is not a valid page. ``operation`` names the listing in traces;
-        ``fine_tuning_job_id`` is the job it belongs to, if any.
+        ``fine_tuning_job_id`` is the job it belongs to, if any. ``read_ahead=False``
+        asks for each page only once the previous one is consumed: for a reader that
+        usually stops within the first page or two (a watch's poll).
         """
         self._fetch_page = fetch_page
         self._structure_raw = structure
         self._operation = operation
         self._job_id = fine_tuning_job_id
+        self._read_ahead = read_ahead
         #: The cursor each iteration starts from (``None``: the newest item).
         self.after = after
         #: The page size asked of the API (``None``: the API's default).
@@ -239,7 +243,7 @@ class AsyncCursorPager(Generic[_Item, _Page]):
                 # with one, only the counted page can tell whether another is needed. A
                 # guess already used is never sent: if right, next_cursor refuses it; if
                 # wrong, the real cursor is requested below once the page is checked.
-                guess = raw.peek_cursor() if self.max_items is None else None
+                guess = raw.peek_cursor() if self.max_items is None and self._read_ahead else None
                 if guess is not None and guess not in used:
                     ahead = asyncio.create_task(self._fetch(guess, number + 1))
                     await _let_it_start()
@@ -261,6 +265,12 @@ class AsyncCursorPager(Generic[_Item, _Page]):
                 if done:
                     yield page
                     return
+                if not self._read_ahead:
+                    yield page
+                    raw = await self._fetch(cursor, number + 1)
+                    after = cursor
+                    number += 1
+                    continue
                 if ahead is None:
                     ahead = asyncio.create_task(self._fetch(cursor, number + 1))
                     await _let_it_start()
@@ -329,6 +339,7 @@ class AsyncCheckpointPager(AsyncCursorPager[Checkpoint, CheckpointPage]):
         after: str | None = None,
         limit: int | None = None,
         max_items: int | None = None,
+        read_ahead: bool = True,
     ) -> None:
         """Wrap ``fetch_page(after)``, the coroutine that fetches one page of the job."""
         super().__init__(
@@ -339,6 +350,7 @@ class AsyncCheckpointPager(AsyncCursorPager[Checkpoint, CheckpointPage]):
             after=after,
             limit=limit,
             max_items=max_items,
+            read_ahead=read_ahead,
         )
         #: The job whose checkpoints are listed.
         self.fine_tuning_job_id = fine_tuning_job_id

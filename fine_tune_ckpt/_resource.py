@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from urllib.parse import quote
 
 from yarl import URL
 
 from ._args import check_cursor, check_job_id, check_optional_positive_int
 from ._backends import Backend
+from ._clock import Clock
 from ._metadata import response_info
+from ._models import Checkpoint, FineTuningJob
 from ._options import NOT_GIVEN, CallOptions, NotGiven
 from ._paging import AsyncCheckpointPager
 from ._transport import Transport
+from ._watch import CheckpointWatcher, check_poll_interval, check_since
 from ._wire import RawPage
 
 __all__ = ["AsyncCheckpointsResource", "checkpoints_path", "fetch_raw"]
@@ -43,10 +46,22 @@ async def fetch_raw(transport: Transport, url: URL, options: CallOptions | None)
 class AsyncCheckpointsResource:
     """Lists the checkpoints of fine-tuning jobs; reach it as ``client.checkpoints``."""
 
-    def __init__(self, transport: Transport, backend: Backend) -> None:
-        """Bind the resource to a transport and the backend that builds its URLs."""
+    def __init__(
+        self,
+        transport: Transport,
+        backend: Backend,
+        *,
+        retrieve_job: Callable[[str], Awaitable[FineTuningJob]],
+        clock: Clock,
+    ) -> None:
+        """Bind the resource to a transport and the backend that builds its URLs.
+
+        A watch reads its job with ``retrieve_job`` and waits between polls on ``clock``.
+        """
         self._transport = transport
         self._backend = backend
+        self._retrieve_job = retrieve_job
+        self._clock = clock
 
     def list(
         self,
@@ -83,6 +98,54 @@ class AsyncCheckpointsResource:
             extra_query=extra_query,
             reserved_query=self._backend.reserved_query,
         )
+        return self._pager(job_id, start, page_size, cap, options)
+
+    def watch(
+        self,
+        fine_tuning_job_id: str,
+        *,
+        poll_interval: float = 30.0,
+        since: str | Checkpoint | None = None,
+    ) -> CheckpointWatcher:
+        """Watch a job: yield each of its checkpoints once, oldest first, as it appears.
+
+        ``async for checkpoint in client.checkpoints.watch(job_id)`` yields the
+        checkpoints that exist (with ``since``, a checkpoint id or record, only those
+        newer than it), then each new one as a poll finds it, and ends once the job has
+        succeeded, failed or been cancelled; ``watcher.job`` is the job as last read.
+        Polls are ``poll_interval`` seconds apart (give or take 10%, longer if the API
+        asks with ``Retry-After``) on the client's clock; each reads the job and only the
+        newest page(s) of checkpoints. A poll that fails after its retries raises with
+        ``resume_after`` set to the ``since`` that goes on without a gap or a duplicate.
+        Nothing is sent until you iterate. Bad arguments raise at once.
+        """
+        job_id = check_job_id(fine_tuning_job_id)
+        interval = check_poll_interval(poll_interval)
+        start = check_since(since)
+        retrieve_job = self._retrieve_job
+
+        def list_checkpoints(read_ahead: bool) -> AsyncCheckpointPager:
+            return self._pager(job_id, None, None, None, CallOptions(), read_ahead=read_ahead)
+
+        return CheckpointWatcher(
+            fine_tuning_job_id=job_id,
+            list_checkpoints=list_checkpoints,
+            retrieve_job=lambda: retrieve_job(job_id),
+            poll_interval=interval,
+            since=start,
+            clock=self._clock,
+        )
+
+    def _pager(
+        self,
+        job_id: str,
+        start: str | None,
+        page_size: int | None,
+        cap: int | None,
+        options: CallOptions,
+        *,
+        read_ahead: bool = True,
+    ) -> AsyncCheckpointPager:
         path = checkpoints_path(job_id)
         transport = self._transport
         backend = self._backend
@@ -98,5 +161,10 @@ class AsyncCheckpointsResource:
             return await fetch_raw(transport, backend.url(path, query), call_options)
 
         return AsyncCheckpointPager(
-            fetch_page, fine_tuning_job_id=job_id, after=start, limit=page_size, max_items=cap
+            fetch_page,
+            fine_tuning_job_id=job_id,
+            after=start,
+            limit=page_size,
+            max_items=cap,
+            read_ahead=read_ahead,
         )
