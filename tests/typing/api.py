@@ -10,14 +10,21 @@ import aiohttp
 
 from fine_tune_ckpt import (
     NOT_GIVEN,
+    TERMINAL_STATUSES,
     APIError,
     APIStatusError,
     AsyncAzureClient,
     AsyncCheckpointPager,
     AsyncClient,
+    AsyncJobPager,
     Checkpoint,
     CheckpointMetrics,
     CheckpointPage,
+    CheckpointWatcher,
+    FineTuningJob,
+    FineTuningJobError,
+    FineTuningJobPage,
+    JobStatus,
     RateLimit,
     ResponseInfo,
     to_wire,
@@ -88,3 +95,33 @@ async def newer_usage() -> None:
         pass
     except APIStatusError as error:
         assert_type(error.rate_limit, RateLimit)
+
+
+async def job_usage(client: AsyncClient) -> None:
+    """Job reads and watching, with the types users get back."""
+    job = await client.jobs.retrieve("ftjob-1", timeout=5)
+    assert_type(job, FineTuningJob)
+    assert_type(job.status, JobStatus)
+    assert_type(job.error, FineTuningJobError | None)
+    assert_type(job.fine_tuned_model, str | None)
+    assert_type(job.finished_at, datetime | None)
+    assert_type(job.hyperparameters, Mapping[str, Any])
+    assert_type(job.is_finished, bool)
+    jobs = client.jobs.list(limit=5, max_items=10)
+    assert_type(jobs, AsyncJobPager)
+    assert_type(await jobs, FineTuningJobPage)
+    async for each in jobs:
+        assert_type(each, FineTuningJob)
+    async for page in jobs.pages():
+        assert_type(page.data, tuple[FineTuningJob, ...])
+    assert_type(await jobs.to_list(), list[FineTuningJob])
+    watcher = client.checkpoints.watch("ftjob-1", poll_interval=10, since=None)
+    assert_type(watcher, CheckpointWatcher)
+    async for checkpoint in watcher:
+        assert_type(checkpoint, Checkpoint)
+        again = client.checkpoints.watch("ftjob-1", since=checkpoint)
+        assert_type(again.since, str | None)
+    assert_type(watcher.job, FineTuningJob | None)
+    assert_type(watcher.last_checkpoint, Checkpoint | None)
+    assert_type(to_wire(job), dict[str, Any])
+    assert "running" not in TERMINAL_STATUSES
