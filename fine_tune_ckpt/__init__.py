@@ -49,7 +49,14 @@ from ._models import (
 )
 from ._options import NOT_GIVEN, NotGiven
 from ._paging import AsyncCheckpointPager, AsyncCursorPager, AsyncJobPager, CursorPage
-from ._pipelines import JobCheckpoint, JobFailure, best_checkpoint, resume_walk, walk_jobs
+from ._pipelines import (
+    JobCheckpoint,
+    JobFailure,
+    JobSource,
+    best_checkpoint,
+    resume_walk,
+    walk_jobs,
+)
 from ._resource import AsyncCheckpointsResource
 from ._selection import Metric
 from ._version import __version__
@@ -91,6 +98,7 @@ __all__ = [
     "InternalServerError",
     "JobCheckpoint",
     "JobFailure",
+    "JobSource",
     "JobStatus",
     "Metric",
     "NotFoundError",

@@ -10,9 +10,12 @@ import inspect
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
+    AsyncIterator,
     Awaitable,
     Callable,
+    Collection,
     Iterable,
+    Iterator,
 )
 from contextlib import aclosing
 from typing import Literal, overload
@@ -21,7 +24,7 @@ import attrs
 
 from ._args import check_job_id, check_optional_positive_int, check_positive_int
 from ._errors import FineTuneCkptError
-from ._models import Checkpoint
+from ._models import Checkpoint, FineTuningJob
 from ._paging import AsyncCheckpointPager
 from ._resource import AsyncCheckpointsResource
 from ._selection import BestSoFar, Metric
@@ -29,6 +32,7 @@ from ._selection import BestSoFar, Metric
 __all__ = [
     "JobCheckpoint",
     "JobFailure",
+    "JobSource",
     "best_checkpoint",
     "resume_walk",
     "walk_jobs",
@@ -58,6 +62,11 @@ class JobFailure:
     error: FineTuneCkptError
 
 
+#: Where :func:`walk_jobs` takes its jobs from: ids or job records, from any iterable or
+#: async iterable (``client.jobs.list()`` itself is one).
+JobSource = Iterable[str | FineTuningJob] | AsyncIterable[str | FineTuningJob]
+
+
 @attrs.frozen
 class _WorkerDone:
     """A worker has no more jobs to take; ``crash`` if it died of an unexpected error."""
@@ -70,7 +79,7 @@ class _WorkerDone:
 @overload
 def walk_jobs(
     checkpoints: AsyncCheckpointsResource,
-    fine_tuning_job_ids: Iterable[str],
+    fine_tuning_job_ids: JobSource,
     *,
     concurrency: int = 8,
     buffer: int = 256,
@@ -83,7 +92,7 @@ def walk_jobs(
 @overload
 def walk_jobs(
     checkpoints: AsyncCheckpointsResource,
-    fine_tuning_job_ids: Iterable[str],
+    fine_tuning_job_ids: JobSource,
     *,
     concurrency: int = 8,
     buffer: int = 256,
@@ -97,7 +106,7 @@ def walk_jobs(
 @overload
 def walk_jobs(
     checkpoints: AsyncCheckpointsResource,
-    fine_tuning_job_ids: Iterable[str],
+    fine_tuning_job_ids: JobSource,
     *,
     concurrency: int = 8,
     buffer: int = 256,
@@ -109,7 +118,7 @@ def walk_jobs(
 
 def walk_jobs(
     checkpoints: AsyncCheckpointsResource,
-    fine_tuning_job_ids: Iterable[str],
+    fine_tuning_job_ids: JobSource,
     *,
     concurrency: int = 8,
     buffer: int = 256,
@@ -125,6 +134,12 @@ def walk_jobs(
     for the consumer, so a slow consumer slows the walks instead of growing memory. Each
     job's checkpoints keep their order; jobs interleave.
 
+    The jobs may be ids or :class:`FineTuningJob` records, from any iterable or async
+    iterable: ``walk_jobs(client.checkpoints, client.jobs.list())`` walks every job of
+    the account. A list, tuple or set is checked whole before anything is sent; any other
+    source is read only as workers free up (a million jobs keep memory flat), each id
+    checked as it is taken, and an async iterator is closed when the walk ends.
+
     ``on_error="raise"``: the first failure stops every walk and is raised (a note names
     the job; its ``resume_after`` tells where that job stopped); the items are typed
     :class:`JobCheckpoint`.
@@ -133,12 +148,12 @@ def walk_jobs(
     Leaving the loop early, or cancelling the consumer, cancels every walk. Arguments are
     checked here, before anything is sent.
     """
-    job_ids = [check_job_id(job_id) for job_id in fine_tuning_job_ids]
+    source = _checked_source(fine_tuning_job_ids)
     if on_error not in ("raise", "report"):
         raise ValueError(f"on_error must be 'raise' or 'report', got {on_error!r}")
     return _walk_jobs(
         checkpoints,
-        job_ids,
+        source,
         workers=check_positive_int("concurrency", concurrency),
         buffer=check_positive_int("buffer", buffer),
         raise_first_error=on_error == "raise",
@@ -147,9 +162,72 @@ def walk_jobs(
     )
 
 
+def _job_id(job: object) -> str:
+    """The id of a job given as an id or a record, checked as ``fine_tuning_job_id``."""
+    return check_job_id(job.id if isinstance(job, FineTuningJob) else job)
+
+
+def _checked_source(source: object) -> list[str] | Iterable[object] | AsyncIterable[object]:
+    """A collection checked whole now; any other iterable as it is, to be read lazily."""
+    if isinstance(source, str | bytes):
+        # A string is an iterable of one-letter "ids": surely one id meant as a list.
+        raise TypeError(
+            f"fine_tuning_job_ids must be an iterable of job ids, not a single "
+            f"{type(source).__name__}; pass [{source!r}]"
+        )
+    if isinstance(source, Collection):
+        return [_job_id(job) for job in source]
+    if isinstance(source, Iterable | AsyncIterable):
+        return source
+    raise TypeError(
+        "fine_tuning_job_ids must be an iterable or async iterable of job ids or "
+        f"FineTuningJob records, not {type(source).__name__}"
+    )
+
+
+class _Jobs:
+    """Hands the next job id to whichever worker asks, reading the source only then."""
+
+    def __init__(self, source: Iterable[object] | AsyncIterable[object]) -> None:
+        self._sync: Iterator[object] | None = None
+        self._async: AsyncIterator[object] | None = None
+        if isinstance(source, AsyncIterable):
+            self._async = aiter(source)
+        else:
+            self._sync = iter(source)
+        # One reader at a time: an async generator refuses a second concurrent anext().
+        self._lock = asyncio.Lock()
+        self._done = False
+
+    async def take(self) -> str | None:
+        """The next job's id, or ``None`` once the source is exhausted."""
+        async with self._lock:
+            if self._done:
+                return None
+            try:
+                if self._async is not None:
+                    job = await anext(self._async)
+                else:
+                    assert self._sync is not None  # noqa: S101 - one of the two is set
+                    job = next(self._sync)
+            except (StopIteration, StopAsyncIteration):
+                self._done = True
+                return None
+            except BaseException:
+                self._done = True  # a source that failed once is not read again
+                raise
+            return _job_id(job)
+
+    async def aclose(self) -> None:
+        """Close an async source the walk started reading (it may hold a pager open)."""
+        close = getattr(self._async, "aclose", None)
+        if close is not None:
+            await close()
+
+
 async def _walk_jobs(
     checkpoints: AsyncCheckpointsResource,
-    job_ids: list[str],
+    source: list[str] | Iterable[object] | AsyncIterable[object],
     *,
     workers: int,
     buffer: int,
@@ -158,12 +236,15 @@ async def _walk_jobs(
     max_items: int | None,
 ) -> AsyncGenerator[JobCheckpoint | JobFailure, None]:
     results: asyncio.Queue[JobCheckpoint | JobFailure | _WorkerDone] = asyncio.Queue(buffer)
-    pending = iter(job_ids)
+    pending = _Jobs(source)
+    if isinstance(source, list):
+        workers = min(workers, len(source))
 
     async def work() -> None:
         crash: Exception | None = None
         try:
-            for job_id in pending:  # one shared iterator: each job is taken by one worker
+            # One shared source: each job is taken by one worker, when it is free.
+            while (job_id := await pending.take()) is not None:
                 pager = checkpoints.list(job_id, limit=limit, max_items=max_items)
                 try:
                     async with aclosing(aiter(pager)) as walk:
@@ -179,7 +260,7 @@ async def _walk_jobs(
         # Always say so, or the consumer would wait for this worker forever.
         await results.put(_WorkerDone(crash))
 
-    tasks = [asyncio.create_task(work()) for _ in range(min(workers, len(job_ids)))]
+    tasks = [asyncio.create_task(work()) for _ in range(workers)]
     try:
         running = len(tasks)
         while running:
@@ -197,6 +278,7 @@ async def _walk_jobs(
             task.cancel()
         if tasks:
             await asyncio.wait(tasks)
+        await pending.aclose()
 
 
 async def best_checkpoint(

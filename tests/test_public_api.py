@@ -42,6 +42,7 @@ EXPECTED = {
     "InternalServerError",
     "JobCheckpoint",
     "JobFailure",
+    "JobSource",
     "Metric",
     "NOT_GIVEN",
     "NotGiven",

@@ -24,10 +24,13 @@ from fine_tune_ckpt import (
     FineTuningJob,
     FineTuningJobError,
     FineTuningJobPage,
+    JobCheckpoint,
+    JobFailure,
     JobStatus,
     RateLimit,
     ResponseInfo,
     to_wire,
+    walk_jobs,
 )
 from fine_tune_ckpt.testing import FakeAPIServer, FakeClock, Fault
 
@@ -125,3 +128,8 @@ async def job_usage(client: AsyncClient) -> None:
     assert_type(watcher.last_checkpoint, Checkpoint | None)
     assert_type(to_wire(job), dict[str, Any])
     assert "running" not in TERMINAL_STATUSES
+    async for item in walk_jobs(client.checkpoints, client.jobs.list()):
+        assert_type(item, JobCheckpoint)
+    ids = (each.id async for each in client.jobs.list())
+    async for found in walk_jobs(client.checkpoints, ids, on_error="report"):
+        assert_type(found, JobCheckpoint | JobFailure)
