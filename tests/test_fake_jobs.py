@@ -902,3 +902,18 @@ async def test_the_official_azure_sdk_reads_jobs(
         await sdk.close()
     assert (job.status, listed) == ("running", [RUNNING])
     assert azure.requests[0].query == {"api-version": DATED}
+
+
+# -- the pytest plugin ------------------------------------------------------------------
+
+
+async def test_the_plugin_clock_moves_the_plugin_fake(
+    fine_tune_ckpt_fake: FakeAPIServer,
+    fine_tune_ckpt_clock: FakeClock,
+    fine_tune_ckpt_client: AsyncClient,
+) -> None:
+    """The plugin's fake runs on the plugin's clock: advancing it moves running jobs on."""
+    checkpoints = fine_tune_ckpt_fake.add_running_job(RUNNING, count=3, timeline=TIMELINE)
+    assert await fine_tune_ckpt_client.checkpoints.list(RUNNING).to_list() == []
+    fine_tune_ckpt_clock.advance(TIMELINE.duration(3))
+    assert await fine_tune_ckpt_client.checkpoints.list(RUNNING).to_list() == checkpoints
