@@ -8,14 +8,16 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 import aiohttp
 import jsonschema
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDictProxy
+from yarl import URL
 
 from fine_tune_ckpt import AsyncCheckpointPager, AsyncClient, Checkpoint, NotFoundError
 from fine_tune_ckpt.testing import (
@@ -30,7 +32,7 @@ from fine_tune_ckpt.testing import (
 from fine_tune_ckpt.testing._jobs import job_object, make_profile
 
 from .test_fake_azure import AZURE_ERROR_SCHEMA
-from .test_fake_server import ERROR_SCHEMA
+from .test_fake_server import ERROR_SCHEMA, _raw_get
 from .test_fake_server import PAGE_SCHEMA as CHECKPOINT_PAGE_SCHEMA
 
 JOBS_SPEC = yaml.safe_load((Path(__file__).parent / "fixtures/spec/jobs.openapi.yaml").read_text())
@@ -314,6 +316,46 @@ async def test_an_unknown_job_is_the_api_s_404(
     assert body["error"]["code"] == "fine_tuning_job_not_found"
     assert body["error"]["param"] == "fine_tuning_job_id"
     assert headers["x-request-id"].startswith("req_fake_")
+
+
+@pytest.mark.parametrize("job_id", ["ftjob-{braces}", "ftjob a/b", "ftjob-ключ", "ftjob-%41"])
+async def test_any_job_id_can_be_retrieved(
+    fake: FakeAPIServer, http: aiohttp.ClientSession, job_id: str
+) -> None:
+    """Job ids with braces, spaces, slashes, non-ASCII or "%" reach their job, as one segment."""
+    fake.add_job(job_id, count=1)
+    url = URL(fake.base_url + "/fine_tuning/jobs/" + quote(job_id, safe=""), encoded=True)
+    async with http.get(url, headers={"Authorization": f"Bearer {fake.api_key}"}) as answer:
+        assert answer.status == 200
+        assert (await answer.json())["id"] == job_id
+    assert fake.requests[-1].fine_tuning_job_id == job_id
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(segment=st.binary(min_size=1, max_size=20), query=st.binary(max_size=40))
+async def test_no_job_request_makes_the_fake_answer_500(
+    fake_api: FakeAPIServer, segment: bytes, query: bytes
+) -> None:
+    """Whatever a job id or a query holds, the job endpoints answer a page, a job or a 4xx."""
+    printable_segment = bytes(0x21 + b % 0x5E for b in segment).replace(b"/", b"_")
+    printable_query = bytes(0x21 + b % 0x5E for b in query)
+    key = f"Authorization: Bearer {fake_api.api_key}".encode()
+    for target in (
+        b"/v1/fine_tuning/jobs?" + printable_query,
+        b"/v1/fine_tuning/jobs/" + printable_segment + b"?" + printable_query,
+    ):
+        status, body = await _raw_get(fake_api, target, key)
+        assert status < 500
+        if status == 200:
+            answer = json.loads(body)
+            if "data" in answer:
+                _check_jobs_page(answer)
+            else:
+                _check_job(answer)
+        else:
+            ERROR_SCHEMA.validate(json.loads(body))
 
 
 # -- the list of jobs -------------------------------------------------------------------

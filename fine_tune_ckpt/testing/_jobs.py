@@ -34,6 +34,7 @@ _ALPHABET = string.ascii_letters + string.digits
 # one it finished (validation and queueing before; saving the model after).
 _CREATED_BEFORE_FIRST_CHECKPOINT = 5 * 60
 _FINISHED_AFTER_LAST_CHECKPOINT = 60
+# A finished job with no checkpoints to date it by starts when synthetic checkpoints do.
 _EMPTY_JOB_START = int(datetime(2026, 1, 5, 9, 0, tzinfo=UTC).timestamp())
 
 
