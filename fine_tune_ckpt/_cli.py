@@ -32,6 +32,10 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 DEMO_JOB_ID = "ftjob-demo"
+#: The job serve-fake runs in real time, beside the finished ones.
+RUNNING_JOB_ID = "ftjob-running"
+#: How many checkpoints that job makes before it succeeds.
+RUNNING_JOB_CHECKPOINTS = 10
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -103,7 +107,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve-fake",
         help="run the fake API until interrupted",
-        description="Serve the fake checkpoints API for other programs to use.",
+        description="Serve the fake fine-tuning API (jobs and their checkpoints) for other "
+        f"programs to use: finished jobs, and one job, {RUNNING_JOB_ID}, that runs in real "
+        f"time, making {RUNNING_JOB_CHECKPOINTS} checkpoints before it succeeds.",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     serve.add_argument("--port", type=_non_negative_int, default=8080, help="0 picks a free one")
@@ -115,6 +121,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
     serve.add_argument(
         "--fault-rate", type=_rate, default=0.0, help="probability of a random fault (0..1)"
+    )
+    serve.add_argument(
+        "--checkpoint-every",
+        type=_positive_seconds,
+        default=5.0,
+        metavar="SECONDS",
+        help="pace of the running job: seconds between its checkpoints (default: %(default)s)",
     )
     return parser
 
@@ -133,6 +146,17 @@ def _non_negative_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    # Also refuses NaN, which every comparison fails, and infinity: never a checkpoint.
+    if not 0.0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text}")
     return value
 
 
@@ -314,7 +338,7 @@ async def _demo_command(out: IO[str], err: IO[str]) -> int:
 
 
 async def _serve_command(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    from .testing import FakeAPIServer
+    from .testing import FakeAPIServer, JobTimeline
     from .testing._server import url_host
 
     try:
@@ -328,8 +352,9 @@ async def _serve_command(args: argparse.Namespace, out: IO[str], err: IO[str]) -
     except ValueError as exc:
         print(f"fine-tune-ckpt: error: {_printable(str(exc))}", file=err)
         return EXIT_USAGE
-    for number in range(1, args.jobs + 1):
-        fake.add_job(f"ftjob-fake{number:03d}", count=args.checkpoints)
+    finished = [f"ftjob-fake{number:03d}" for number in range(1, args.jobs + 1)]
+    for job_id in finished:
+        fake.add_job(job_id, count=args.checkpoints)
     try:
         await fake.start()
     except (OSError, ValueError) as exc:
@@ -343,13 +368,23 @@ async def _serve_command(args: argparse.Namespace, out: IO[str], err: IO[str]) -
     if sys.platform != "win32":  # Windows' loops take no signal handlers: Ctrl-C still stops
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
+    # Added once listening, so its clock starts when it can first be asked.
+    timeline = JobTimeline(checkpoint_every=args.checkpoint_every)
+    fake.add_running_job(RUNNING_JOB_ID, count=RUNNING_JOB_CHECKPOINTS, timeline=timeline)
     try:
-        print(f"Fake checkpoints API listening on {fake.base_url}", file=out)
+        print(f"Fake fine-tuning API listening on {fake.base_url}", file=out)
         print(f"API key: {fake.api_key}", file=out)
-        print(f"Jobs: {', '.join(fake.job_ids)}", file=out)
+        print(f"Jobs: {', '.join(finished)}", file=out)
+        print(
+            f"Running job: {RUNNING_JOB_ID} (validating files {timeline.validating_files:g} s, "
+            f"queued {timeline.queued:g} s, then a checkpoint every "
+            f"{timeline.checkpoint_every:g} s; succeeds after "
+            f"{timeline.duration(RUNNING_JOB_CHECKPOINTS):g} s)",
+            file=out,
+        )
         print(
             f"Try: OPENAI_BASE_URL={fake.base_url} OPENAI_API_KEY={fake.api_key} "
-            f"fine-tune-ckpt list {fake.job_ids[0]}",
+            f"fine-tune-ckpt list {finished[0]}",
             file=out,
         )
         out.flush()

@@ -88,17 +88,17 @@ async def _no_leaked_tasks() -> AsyncIterator[None]:
 
 
 @pytest.fixture
-async def fake_api() -> AsyncIterator[FakeAPIServer]:
-    """A running fake API on loopback, serving job ``ftjob-abc123`` (25 checkpoints)."""
-    async with FakeAPIServer() as fake:
-        fake.add_job("ftjob-abc123", count=25)
-        yield fake
+def fake_clock() -> FakeClock:
+    """A clock whose sleeps take no real time; the fake's running jobs move on it too."""
+    return FakeClock()
 
 
 @pytest.fixture
-def fake_clock() -> FakeClock:
-    """A clock whose sleeps take no real time."""
-    return FakeClock()
+async def fake_api(fake_clock: FakeClock) -> AsyncIterator[FakeAPIServer]:
+    """A running fake API on loopback, serving job ``ftjob-abc123`` (25 checkpoints)."""
+    async with FakeAPIServer(clock=fake_clock) as fake:
+        fake.add_job("ftjob-abc123", count=25)
+        yield fake
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import socket
 import sys
 from collections.abc import Callable, Iterator
 
+import aiohttp
 import attrs
 import pytest
 from aiohttp import web
@@ -209,6 +210,8 @@ async def test_missing_key_is_a_usage_error() -> None:
         ("list", JOB, "--limit", "ten"),
         ("list", JOB, "--format", "xml"),
         ("list", JOB, "--best", "accuracy"),
+        ("serve-fake", "--checkpoint-every", "0"),
+        ("serve-fake", "--checkpoint-every", "nan"),
         ("nope",),
         (),
     ],
@@ -273,16 +276,29 @@ async def test_serve_fake_serves_until_terminated(host: str, shown: str) -> None
     try:
         lines = [
             (await asyncio.wait_for(process.stdout.readline(), timeout=30)).decode().strip()
-            for _ in range(4)
+            for _ in range(5)
         ]
         base_url = lines[0].rsplit(" ", 1)[1]
         api_key = lines[1].split(": ", 1)[1]
         jobs = lines[2].split(": ", 1)[1].split(", ")
+        running = lines[3].split(": ", 1)[1].split(" ", 1)[0]
         assert base_url.startswith(f"http://{shown}:")
-        assert f"OPENAI_BASE_URL={base_url} " in lines[3]
+        assert f"OPENAI_BASE_URL={base_url} " in lines[4]
         assert jobs == ["ftjob-fake001", "ftjob-fake002"]
+        assert running == "ftjob-running"
+        assert "a checkpoint every 5 s; succeeds after 55 s" in lines[3]
         async with AsyncClient(api_key=api_key, base_url=base_url, clock=FakeClock()) as client:
             assert len(await client.checkpoints.list(jobs[1]).to_list()) == 7
+        # The running job has just started (55 s to go), and is listed with the others.
+        async with aiohttp.ClientSession(
+            base_url=base_url + "/", headers={"Authorization": f"Bearer {api_key}"}
+        ) as http:
+            async with http.get(f"fine_tuning/jobs/{running}") as answer:
+                status = (await answer.json())["status"]
+                assert status in {"validating_files", "queued", "running"}
+            async with http.get("fine_tuning/jobs") as answer:
+                listed = [job["id"] for job in (await answer.json())["data"]]
+        assert sorted(listed) == sorted([*jobs, running])
     finally:
         process.send_signal(signal.SIGTERM)
         code = await asyncio.wait_for(process.wait(), timeout=30)

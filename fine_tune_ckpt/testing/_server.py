@@ -1,10 +1,12 @@
-"""A fake of the checkpoints endpoint on 127.0.0.1, built on ``aiohttp.web``.
+"""A fake of the fine-tuning jobs and checkpoints endpoints on 127.0.0.1, on ``aiohttp.web``.
 
-It pages as the API does (newest first, ``after`` exclusive, ``limit`` defaulting to 10),
-answers errors in the API's shape, logs every request it receives, and misbehaves on
-demand through scripted :class:`Fault` objects. With ``flavor="azure"`` it is an Azure
-OpenAI resource instead: its routes, ``api-version`` rules, credentials, error shape and
-``apim-request-id`` header.
+It serves ``GET /fine_tuning/jobs``, ``GET /fine_tuning/jobs/{id}`` and
+``GET /fine_tuning/jobs/{id}/checkpoints``. It pages as the API does (newest first,
+``after`` exclusive, ``limit`` defaulting to 10 checkpoints or 20 jobs), answers errors in
+the API's shape, lets jobs run as its clock moves (see :class:`JobTimeline`), logs every
+request it receives, and misbehaves on demand through scripted :class:`Fault` objects.
+With ``flavor="azure"`` it is an Azure OpenAI resource instead: its routes,
+``api-version`` rules, credentials, error shape and ``apim-request-id`` header.
 
 A malformed request gets the API's 4xx answer, never a 500: a 500 would be a fault the
 client under test retries, hiding that it sent something wrong. (A message that is not
@@ -21,6 +23,7 @@ import random
 import re
 import secrets
 import ssl
+import time
 import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -34,8 +37,20 @@ from aiohttp import web
 from .._models import Checkpoint
 from .._wire import to_wire
 from ._data import synthetic_checkpoints
+from ._jobs import (
+    JobProfile,
+    JobState,
+    JobTimeline,
+    SupportsMonotonic,
+    SupportsTime,
+    finished_times,
+    job_object,
+    make_profile,
+    scheduled,
+)
 
 __all__ = [
+    "DEFAULT_JOBS_LIMIT",
     "DEFAULT_LIMIT",
     "RANDOM_FAULTS",
     "Credential",
@@ -50,19 +65,29 @@ Flavor = Literal["openai", "azure"]
 #: The kind of credential that authorized a request.
 Credential = Literal["api-key", "bearer"]
 
-#: The page size when a request gives no ``limit``, as the API's.
+#: The page size of checkpoints when a request gives no ``limit``, as the API's.
 DEFAULT_LIMIT = 10
+#: The page size of jobs when a request gives no ``limit``, as the API's.
+DEFAULT_JOBS_LIMIT = 20
 
-# Any character but "/" may be in a job id, as the client percent-encodes any (aiohttp's
-# default pattern would also refuse "{" and "}").
-_ROUTE = "/v1/fine_tuning/jobs/{fine_tuning_job_id:[^/]+}/checkpoints"
-# Azure serves the dated API (``?api-version=2024-10-21``) under /openai and the GA v1 API
-# under /openai/v1. The route names tell the handler which one matched.
-_AZURE_DATED_ROUTE = "/openai/fine_tuning/jobs/{fine_tuning_job_id:[^/]+}/checkpoints"
-_AZURE_V1_ROUTE = "/openai/v1/fine_tuning/jobs/{fine_tuning_job_id:[^/]+}/checkpoints"
 _OPENAI_API = "openai"
 _AZURE_DATED_API = "azure_dated"
 _AZURE_V1_API = "azure_v1"
+# Azure serves the dated API (``?api-version=2024-10-21``) under /openai and the GA v1 API
+# under /openai/v1.
+_PREFIXES = {_OPENAI_API: "/v1", _AZURE_DATED_API: "/openai", _AZURE_V1_API: "/openai/v1"}
+_CHECKPOINTS = "checkpoints"
+_JOB = "job"
+_JOBS = "jobs"
+# Any character but "/" may be in a job id, as the client percent-encodes any (aiohttp's
+# default pattern would also refuse "{" and "}").
+_ENDPOINTS = {
+    _CHECKPOINTS: "/fine_tuning/jobs/{fine_tuning_job_id:[^/]+}/checkpoints",
+    _JOB: "/fine_tuning/jobs/{fine_tuning_job_id:[^/]+}",
+    _JOBS: "/fine_tuning/jobs",
+}
+# A route is named "<api>:<endpoint>", which tells the handler what matched.
+_ROUTE_NAME_SEPARATOR = ":"
 # [0-9], not \d: \d also matches other scripts' digits, which no api-version holds.
 _DATED_API_VERSION = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})(-preview)?")
 _V1_API_VERSIONS = frozenset({"preview"})
@@ -129,7 +154,8 @@ class RecordedRequest:
     method: str
     #: The path exactly as it arrived, still percent-encoded.
     raw_path: str
-    #: The job id decoded from the path, or ``None`` when the path did not match.
+    #: The job id decoded from the path, or ``None`` when the path names none (the jobs
+    #: list) or matched no endpoint.
     fine_tuning_job_id: str | None
     #: The query, decoded (for a repeated parameter, its last value).
     query: Mapping[str, str]
@@ -148,22 +174,56 @@ class RecordedRequest:
     credential: Credential | None = None
 
 
+@attrs.frozen(eq=False)
+class _ServedJob:
+    """A job the fake serves: what stays the same, and how to tell where it stands."""
+
+    profile: JobProfile
+    #: Every checkpoint it has or will have, as the API sends them, newest first.
+    checkpoints: list[dict[str, Any]]
+    #: Each checkpoint's index in ``checkpoints``.
+    positions: dict[str, int]
+    timeline: JobTimeline
+    #: Where a finished job (add_job) stands forever; ``None`` for a running one.
+    finished: JobState | None
+    #: The clock reading when a running job was added: its timeline starts there.
+    added_at: float
+    #: Which job was added later, for jobs created in the same second.
+    order: int
+
+    def at(self, now: float) -> JobState:
+        """Where the job stands at the clock reading ``now``."""
+        if self.finished is not None:
+            return self.finished
+        return self.timeline.at(now - self.added_at, checkpoints=len(self.checkpoints))
+
+    def visible(self, state: JobState) -> list[dict[str, Any]]:
+        """The checkpoints that exist in ``state``: the oldest ones, newest first."""
+        return self.checkpoints[len(self.checkpoints) - state.checkpoints :]
+
+
 class FakeAPIServer:
-    """A running fake of ``GET /fine_tuning/jobs/{id}/checkpoints`` for tests and demos.
+    """A running fake of the fine-tuning jobs API for tests and demos.
+
+    It serves three endpoints: ``GET /fine_tuning/jobs/{id}/checkpoints`` (a job's
+    checkpoints, newest first, 10 a page by default), ``GET /fine_tuning/jobs/{id}`` (a
+    ``fine_tuning.job`` object) and ``GET /fine_tuning/jobs`` (every job, newest first, 20
+    a page by default, ``after`` a job id; its pages have no ``first_id``/``last_id``).
 
     ``async with FakeAPIServer() as fake:`` starts it on a free loopback port; point a
-    client at ``fake.base_url`` with ``fake.api_key``. Jobs are added with
-    :meth:`add_job`; faults are queued with :meth:`inject`; ``fake.requests`` records
-    what arrived.
+    client at ``fake.base_url`` with ``fake.api_key``. Finished jobs are added with
+    :meth:`add_job`, jobs that run as time passes with :meth:`add_running_job`; faults
+    are queued with :meth:`inject`; ``fake.requests`` records what arrived.
 
     ``FakeAPIServer(flavor="azure")`` plays an Azure OpenAI resource at
-    ``fake.azure_endpoint`` instead:
+    ``fake.azure_endpoint`` instead, serving the same three endpoints twice:
 
-    - ``GET /openai/fine_tuning/jobs/{id}/checkpoints`` is the dated API: it needs an
-      ``api-version`` query parameter that is a date, ``YYYY-MM-DD``, optionally followed
-      by ``-preview``; its pages have no ``first_id``/``last_id``.
-    - ``GET /openai/v1/fine_tuning/jobs/{id}/checkpoints`` is the GA v1 API: it takes no
-      ``api-version`` or ``api-version=preview``; its pages are the OpenAI API's.
+    - under ``/openai`` (``GET /openai/fine_tuning/jobs/{id}/checkpoints``, ...) is the
+      dated API: it needs an ``api-version`` query parameter that is a date,
+      ``YYYY-MM-DD``, optionally followed by ``-preview``; its checkpoint pages have no
+      ``first_id``/``last_id``.
+    - under ``/openai/v1`` is the GA v1 API: it takes no ``api-version`` or
+      ``api-version=preview``; its pages are the OpenAI API's.
     - A request is authorized by ``api-key: <fake.api_key>`` or by
       ``Authorization: Bearer <token>`` with a token in ``fake.azure_ad_tokens``. When
       an ``Authorization`` header is sent, it alone decides, as on Azure: a wrong bearer
@@ -188,6 +248,7 @@ class FakeAPIServer:
         ssl_context: ssl.SSLContext | None = None,
         flavor: Flavor = "openai",
         azure_oldest_first: bool = False,
+        clock: SupportsMonotonic | None = None,
     ) -> None:
         """Prepare the fake; it listens only once started.
 
@@ -204,6 +265,10 @@ class FakeAPIServer:
         ``azure_oldest_first`` its dated API lists checkpoints oldest first, as some
         Azure API versions did; ``after`` is still exclusive, so a client pages by the
         last item's id all the same.
+
+        ``clock`` (anything with ``monotonic()``, e.g. a :class:`FakeClock`; default: real
+        time) is what moves the jobs added by :meth:`add_running_job` on; with a
+        ``time()`` too, it also dates them.
         """
         if flavor not in get_args(Flavor):
             raise ValueError(f"flavor must be 'openai' or 'azure', got {flavor!r}")
@@ -230,8 +295,9 @@ class FakeAPIServer:
         self.host = host
         self.seed = seed
         self._port = port
-        self._jobs: dict[str, list[dict[str, Any]]] = {}
-        self._positions: dict[str, dict[str, int]] = {}
+        self._clock = clock
+        self._jobs: dict[str, _ServedJob] = {}
+        self._job_order = itertools.count()
         self._faults: deque[Fault] = deque()
         self.fault_rate = fault_rate
         self._random_faults = tuple(random_faults)
@@ -256,16 +322,80 @@ class FakeAPIServer:
         *,
         count: int = 25,
     ) -> list[Checkpoint]:
-        """Serve a job: the given checkpoints (newest first), or ``count`` synthetic ones.
+        """Serve a finished job: the given checkpoints (newest first), or ``count`` synthetic ones.
 
-        Returns the checkpoints the job now serves, in the order the API lists them.
+        The job is ``succeeded``, with plausible fields that depend only on its id, its
+        checkpoints and ``seed``: created before its first checkpoint, finished after its
+        last one, with a ``fine_tuned_model``. Adding a job again replaces it. Returns the
+        checkpoints the job now serves, in the order the API lists them.
         """
         if checkpoints is None:
             checkpoints = synthetic_checkpoints(fine_tuning_job_id, count, seed=self.seed)
-        items = [to_wire(checkpoint) for checkpoint in checkpoints]
-        self._jobs[fine_tuning_job_id] = items
-        self._positions[fine_tuning_job_id] = {item["id"]: i for i, item in enumerate(items)}
+        created_at, finished_at = finished_times(checkpoints)
+        profile = make_profile(
+            fine_tuning_job_id, checkpoints, seed=self.seed, created_at=created_at
+        )
+        state = JobState("succeeded", len(checkpoints), finished_after=finished_at - created_at)
+        self._serve(profile, checkpoints, JobTimeline(), finished=state)
         return list(checkpoints)
+
+    def add_running_job(
+        self,
+        fine_tuning_job_id: str,
+        checkpoints: Sequence[Checkpoint] | None = None,
+        *,
+        count: int = 10,
+        timeline: JobTimeline = JobTimeline(),  # noqa: B008 - frozen, so safe to share
+    ) -> list[Checkpoint]:
+        """Serve a job that runs as the fake's clock moves, created now.
+
+        The job goes through ``validating_files``, ``queued`` and ``running`` to
+        ``timeline.outcome``, as ``timeline`` says; while it runs, its checkpoints appear
+        one every ``timeline.checkpoint_every`` seconds, oldest first, and both the
+        checkpoints endpoint and the job endpoints show only what exists at the moment of
+        each request. It ends with its last checkpoint.
+
+        ``checkpoints`` (newest first) are served as given; without them, ``count``
+        synthetic ones are made, dated when the timeline makes each. Adding a job again
+        replaces it and starts its clock again. Returns every checkpoint the job will
+        have, newest first.
+        """
+        now = self._now()
+        created_at = int(
+            self._clock.time() if isinstance(self._clock, SupportsTime) else time.time()
+        )
+        if checkpoints is None:
+            made = synthetic_checkpoints(fine_tuning_job_id, count, seed=self.seed)
+            checkpoints = scheduled(timeline, made, created_at)
+        profile = make_profile(
+            fine_tuning_job_id, checkpoints, seed=self.seed, created_at=created_at
+        )
+        self._serve(profile, checkpoints, timeline, added_at=now)
+        return list(checkpoints)
+
+    def _serve(
+        self,
+        profile: JobProfile,
+        checkpoints: Sequence[Checkpoint],
+        timeline: JobTimeline,
+        *,
+        finished: JobState | None = None,
+        added_at: float = 0.0,
+    ) -> None:
+        items = [to_wire(checkpoint) for checkpoint in checkpoints]
+        self._jobs[profile.id] = _ServedJob(
+            profile=profile,
+            checkpoints=items,
+            positions={item["id"]: i for i, item in enumerate(items)},
+            timeline=timeline,
+            finished=finished,
+            added_at=added_at,
+            order=next(self._job_order),
+        )
+
+    def _now(self) -> float:
+        """The fake's clock reading, in seconds."""
+        return time.monotonic() if self._clock is None else self._clock.monotonic()
 
     @property
     def job_ids(self) -> list[str]:
@@ -332,11 +462,11 @@ class FakeAPIServer:
         if self._runner is not None:
             raise RuntimeError("The fake server is already running")
         app = web.Application()
-        if self.flavor == "azure":
-            app.router.add_get(_AZURE_DATED_ROUTE, self._handle, name=_AZURE_DATED_API)
-            app.router.add_get(_AZURE_V1_ROUTE, self._handle, name=_AZURE_V1_API)
-        else:
-            app.router.add_get(_ROUTE, self._handle, name=_OPENAI_API)
+        apis = (_AZURE_DATED_API, _AZURE_V1_API) if self.flavor == "azure" else (_OPENAI_API,)
+        for api in apis:
+            for endpoint, path in _ENDPOINTS.items():
+                name = f"{api}{_ROUTE_NAME_SEPARATOR}{endpoint}"
+                app.router.add_get(_PREFIXES[api] + path, self._handle, name=name)
         # Every other method and path too, so they are logged and answered as the API
         # answers them, rather than with aiohttp's plain-text 404 or 405.
         app.router.add_route("*", "/{path:.*}", self._handle)
@@ -399,7 +529,8 @@ class FakeAPIServer:
             request_id = f"req_fake_{next(self._request_ids):06d}"
             headers = {"x-request-id": request_id}
         # The catch-all route has no name, and only GET (and HEAD) reach a named one.
-        api = request.match_info.route.name if request.method in {"GET", "HEAD"} else None
+        route = request.match_info.route.name if request.method in {"GET", "HEAD"} else None
+        api, endpoint = route.split(_ROUTE_NAME_SEPARATOR) if route else (None, None)
         job_id = request.match_info.get("fine_tuning_job_id") if api is not None else None
         credential = self._credential(request.headers)
         self.requests.append(
@@ -446,25 +577,33 @@ class FakeAPIServer:
         if azure:
             refusal = self._azure_refusal(request, api, job_id, credential, headers)
         else:
-            refusal = self._openai_refusal(request, job_id, credential, headers)
+            refusal = self._openai_refusal(request, endpoint, job_id, credential, headers)
         if refusal is not None:
             return refusal
-        if job_id is None:  # never: both refusals answer every request without a job
+        # One reading for the whole answer, so the job and its checkpoints agree.
+        now = self._now()
+        if endpoint == _JOBS:
+            answer, problem = self._jobs_page(now, request.query, repeat_cursor=fault.repeat_cursor)
+        elif job_id is None:  # never: both refusals answer every other request without a job
             raise AssertionError("a request without a job id was not refused")
-        page, problem = self._page(
-            job_id,
-            request.query,
-            repeat_cursor=fault.repeat_cursor,
-            oldest_first=api == _AZURE_DATED_API and self.azure_oldest_first,
-            with_ids=api != _AZURE_DATED_API,
-        )
+        elif endpoint == _JOB:
+            answer, problem = self._job_object(job_id, now), None
+        else:
+            answer, problem = self._page(
+                job_id,
+                now,
+                request.query,
+                repeat_cursor=fault.repeat_cursor,
+                oldest_first=api == _AZURE_DATED_API and self.azure_oldest_first,
+                with_ids=api != _AZURE_DATED_API,
+            )
         if problem is not None:
             param, message = problem
             if azure:
                 inner = "InvalidLimit" if param == "limit" else "InvalidCursor"
                 return _azure_error(400, "BadRequest", message, inner, headers)
             return _error(400, message, "invalid_request_error", param, headers)
-        body = json.dumps(page).encode() + b" " * fault.pad_body
+        body = json.dumps(answer).encode() + b" " * fault.pad_body
         if fault.truncate_body:
             return await _truncated(request, body, headers)
         if fault.chunked:
@@ -474,6 +613,7 @@ class FakeAPIServer:
     def _openai_refusal(
         self,
         request: web.Request,
+        endpoint: str | None,
         job_id: str | None,
         credential: Credential | None,
         headers: Mapping[str, str],
@@ -488,7 +628,7 @@ class FakeAPIServer:
                 headers,
                 code="invalid_api_key",
             )
-        if job_id is None:
+        if endpoint is None:
             return _error(
                 404,
                 f"Invalid URL ({request.method} {request.path})",
@@ -496,7 +636,7 @@ class FakeAPIServer:
                 None,
                 headers,
             )
-        if job_id not in self._jobs:
+        if job_id is not None and job_id not in self._jobs:
             return _error(
                 404,
                 f"Fine-tuning job {job_id!r} not found.",
@@ -526,13 +666,13 @@ class FakeAPIServer:
                 _azure_credential_problem(request.headers),
                 headers,
             )
-        if api is None or job_id is None:
+        if api is None:
             return _azure_error(404, "404", "Resource not found", "ResourceNotFound", headers)
         version_problem = _azure_api_version_problem(api, request.query.get("api-version"))
         if version_problem is not None:
             message, inner = version_problem
             return _azure_error(400, "BadRequest", message, inner, headers)
-        if job_id not in self._jobs:
+        if job_id is not None and job_id not in self._jobs:
             return _azure_error(
                 404,
                 "NotFound",
@@ -590,33 +730,33 @@ class FakeAPIServer:
     def _page(
         self,
         job_id: str,
+        now: float,
         query: Mapping[str, str],
         *,
         repeat_cursor: bool,
         oldest_first: bool = False,
         with_ids: bool = True,
     ) -> tuple[dict[str, Any], tuple[str, str] | None]:
-        items = self._jobs[job_id]
+        """A page of the checkpoints ``job_id`` has at ``now``, or the (param, message) refused."""
+        served = self._jobs[job_id]
+        items = served.visible(served.at(now))
+        # Checkpoints not made yet are the newest ones: positions count past them.
+        unmade = len(served.checkpoints) - len(items)
         if oldest_first:
             items = items[::-1]
-        raw_limit = query.get("limit")
-        limit = DEFAULT_LIMIT
-        if raw_limit is not None:
-            parsed = _parse_limit(raw_limit)
-            if parsed is None:
-                return {}, ("limit", f"Invalid limit {raw_limit!r}: expected an integer >= 1.")
-            limit = parsed
+        limit, problem = _limit(query, DEFAULT_LIMIT)
+        if problem is not None:
+            return {}, problem
         after = query.get("after")
-        start = 0
+        position = None
         if after is not None:
-            position = self._positions[job_id].get(after)
-            if position is None:
+            index = served.positions.get(after)
+            if index is None or index < unmade:
                 return {}, ("after", f"No checkpoint {after!r} in job {job_id!r}.")
+            position = index - unmade
             if oldest_first:  # positions count newest first
                 position = len(items) - 1 - position
-            start = position + 1
-            if repeat_cursor:
-                start = max(0, position + 1 - limit)
+        start = _start(position, limit, repeat_cursor=repeat_cursor)
         data = items[start : start + limit]
         page: dict[str, Any] = {"object": "list", "data": data}
         if with_ids:
@@ -624,6 +764,63 @@ class FakeAPIServer:
             page["last_id"] = data[-1]["id"] if data else None
         page["has_more"] = start + len(data) < len(items)
         return page, None
+
+    def _jobs_page(
+        self, now: float, query: Mapping[str, str], *, repeat_cursor: bool
+    ) -> tuple[dict[str, Any], tuple[str, str] | None]:
+        """A page of every job as it stands at ``now``, newest first, or the refusal."""
+        # Newest first as the API lists them: by creation, the later added first on a tie.
+        jobs = sorted(
+            self._jobs.values(),
+            key=lambda served: (served.profile.created_at, served.order),
+            reverse=True,
+        )
+        limit, problem = _limit(query, DEFAULT_JOBS_LIMIT)
+        if problem is not None:
+            return {}, problem
+        after = query.get("after")
+        position = None
+        if after is not None:
+            ids = [served.profile.id for served in jobs]
+            if after not in ids:
+                return {}, ("after", f"No fine-tuning job {after!r}.")
+            position = ids.index(after)
+        start = _start(position, limit, repeat_cursor=repeat_cursor)
+        data = [
+            job_object(served.profile, served.at(now), served.timeline)
+            for served in jobs[start : start + limit]
+        ]
+        # No first_id/last_id: the API's list of jobs has none.
+        return {"object": "list", "data": data, "has_more": start + len(data) < len(jobs)}, None
+
+    def _job_object(self, job_id: str, now: float) -> dict[str, Any]:
+        """The ``fine_tuning.job`` object of ``job_id`` as it stands at ``now``."""
+        served = self._jobs[job_id]
+        return job_object(served.profile, served.at(now), served.timeline)
+
+
+def _limit(query: Mapping[str, str], default: int) -> tuple[int, tuple[str, str] | None]:
+    """The page size ``query`` asks for, or the (param, message) that refuses it."""
+    raw = query.get("limit")
+    if raw is None:
+        return default, None
+    parsed = _parse_limit(raw)
+    if parsed is None:
+        return default, ("limit", f"Invalid limit {raw!r}: expected an integer >= 1.")
+    return parsed, None
+
+
+def _start(position: int | None, limit: int, *, repeat_cursor: bool) -> int:
+    """Where a page starts: after the ``after`` item at ``position`` (``None``: no cursor).
+
+    With ``repeat_cursor``, the page that ends at that item instead, so a client sees the
+    same cursor again.
+    """
+    if position is None:
+        return 0
+    if repeat_cursor:
+        return max(0, position + 1 - limit)
+    return position + 1
 
 
 def url_host(host: str) -> str:

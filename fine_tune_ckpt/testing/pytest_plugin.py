@@ -2,7 +2,8 @@
 
 - ``fine_tune_ckpt_fake``: a running :class:`FakeAPIServer` serving ``ftjob-abc123``
   (25 synthetic checkpoints); add jobs and inject faults on it.
-- ``fine_tune_ckpt_clock``: the :class:`FakeClock` the client fixture retries with.
+- ``fine_tune_ckpt_clock``: the :class:`FakeClock` the client fixture retries with, and
+  the fake's clock: advancing it moves the fake's running jobs on.
 - ``fine_tune_ckpt_client``: an :class:`AsyncClient` bound to the fake, retrying without
   real waits, closed after the test.
 
@@ -31,18 +32,23 @@ DEMO_JOB_ID = "ftjob-abc123"
 if importlib.util.find_spec("pytest_asyncio") is not None:
     import pytest_asyncio
 
-    @pytest_asyncio.fixture
-    async def fine_tune_ckpt_fake(request: pytest.FixtureRequest) -> AsyncIterator[FakeAPIServer]:
-        """A running fake API on 127.0.0.1 serving ``ftjob-abc123``."""
-        _check_loop_scopes(request)
-        async with FakeAPIServer() as fake:
-            fake.add_job(DEMO_JOB_ID, count=25)
-            yield fake
-
     @pytest.fixture
     def fine_tune_ckpt_clock() -> FakeClock:
-        """The fake clock ``fine_tune_ckpt_client`` waits on; its ``sleeps`` list the waits."""
+        """The fake clock ``fine_tune_ckpt_client`` waits on; its ``sleeps`` list the waits.
+
+        It is also the fake's clock: advancing it moves the fake's running jobs on.
+        """
         return FakeClock()
+
+    @pytest_asyncio.fixture
+    async def fine_tune_ckpt_fake(
+        request: pytest.FixtureRequest, fine_tune_ckpt_clock: FakeClock
+    ) -> AsyncIterator[FakeAPIServer]:
+        """A running fake API on 127.0.0.1 serving ``ftjob-abc123``, on the fake clock."""
+        _check_loop_scopes(request)
+        async with FakeAPIServer(clock=fine_tune_ckpt_clock) as fake:
+            fake.add_job(DEMO_JOB_ID, count=25)
+            yield fake
 
     @pytest_asyncio.fixture
     async def fine_tune_ckpt_client(

@@ -32,7 +32,7 @@ from fine_tune_ckpt import (
     to_wire,
     walk_jobs,
 )
-from fine_tune_ckpt.testing import FakeAPIServer, FakeClock, Fault
+from fine_tune_ckpt.testing import FakeAPIServer, FakeClock, Fault, JobState, JobTimeline
 
 
 async def usage(session: aiohttp.ClientSession) -> None:
@@ -133,3 +133,19 @@ async def job_usage(client: AsyncClient) -> None:
     ids = (each.id async for each in client.jobs.list())
     async for found in walk_jobs(client.checkpoints, ids, on_error="report"):
         assert_type(found, JobCheckpoint | JobFailure)
+
+
+async def fake_jobs_usage() -> None:
+    """The fake's running jobs: a clock, a timeline and the states it computes."""
+    clock = FakeClock()
+    async with FakeAPIServer(clock=clock) as fake:
+        timeline = JobTimeline(checkpoint_every=1.5, outcome="failed", error_param=None)
+        made = fake.add_running_job("ftjob-1", count=3, timeline=timeline)
+        assert_type(made, list[Checkpoint])
+        assert_type(fake.add_running_job("ftjob-2", made), list[Checkpoint])
+        state = timeline.at(clock.monotonic(), checkpoints=len(made))
+        assert_type(state, JobState)
+        assert_type(state.checkpoints, int)
+        assert_type(state.finished_after, float | None)
+        assert_type(timeline.duration(3), float)
+    JobTimeline(outcome="running")  # type: ignore[arg-type]
