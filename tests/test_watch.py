@@ -10,15 +10,17 @@ import asyncio
 import math
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from aiohttp import web
 
 from fine_tune_ckpt import (
     APIResponseValidationError,
+    AsyncAzureClient,
     AsyncClient,
     Checkpoint,
+    CheckpointWatcher,
     FineTuneCkptError,
     FineTuningJob,
     InternalServerError,
@@ -27,7 +29,7 @@ from fine_tune_ckpt import (
     to_wire,
 )
 from fine_tune_ckpt._watch import newer_checkpoints, poll_delay
-from fine_tune_ckpt.testing import FakeClock, synthetic_checkpoints
+from fine_tune_ckpt.testing import FakeAPIServer, FakeClock, JobTimeline, synthetic_checkpoints
 
 JOB = "ftjob-watched"
 KEY = "sk-test-watch"
@@ -614,3 +616,70 @@ async def test_created_at_orders_a_record_since(api: AsyncClient, script: Script
         step_number=newest.step_number + 1,
     )
     assert [cp async for cp in api.checkpoints.watch(JOB, since=later)] == []
+
+
+# ---- against the built-in fake's running jobs ------------------------------------------
+
+
+async def _watch_on_fake(
+    flavor: str, *, count: int, every: float, interval: float, outcome: str = "succeeded"
+) -> tuple[list[Checkpoint], list[Checkpoint], CheckpointWatcher, FakeAPIServer]:
+    clock = FakeClock()
+    timeline = JobTimeline(checkpoint_every=every, outcome=cast(Any, outcome))
+    async with FakeAPIServer(clock=clock, flavor=cast(Any, flavor)) as fake:
+        made = fake.add_running_job("ftjob-live", count=count, timeline=timeline)
+        client: AsyncClient
+        if flavor == "azure":
+            client = AsyncAzureClient(
+                api_key=fake.api_key,
+                azure_endpoint=fake.azure_endpoint,
+                api_version="2024-10-21",
+                clock=clock,
+            )
+        else:
+            client = AsyncClient(api_key=fake.api_key, base_url=fake.base_url, clock=clock)
+        async with client:
+            watcher = client.checkpoints.watch("ftjob-live", poll_interval=interval)
+            seen = [checkpoint async for checkpoint in watcher]
+    return made, seen, watcher, fake
+
+
+@pytest.mark.parametrize("flavor", ["openai", "azure"])
+@pytest.mark.parametrize(
+    ("count", "every", "interval"),
+    [
+        (12, 5.0, 30.0),  # several new checkpoints per poll, more than a page at the end
+        (6, 60.0, 7.0),  # many polls find nothing
+        (5, 30.0, 30.0),  # the same pace: on the edge of each checkpoint
+        (25, 1.0, 300.0),  # all at once, across three pages
+        (0, 5.0, 10.0),  # a job that makes none
+    ],
+)
+async def test_a_running_fake_job_is_watched_whole_once_in_order(
+    flavor: str, count: int, every: float, interval: float
+) -> None:
+    """Whatever the pace of checkpoints against the polls: each once, oldest first."""
+    made, seen, watcher, fake = await _watch_on_fake(
+        flavor, count=count, every=every, interval=interval
+    )
+    assert seen == list(reversed(made))
+    assert watcher.job is not None
+    assert watcher.job.status == "succeeded"
+    checkpoint_reads = [
+        r for r in fake.requests if r.raw_path.split("?")[0].endswith("/checkpoints")
+    ]
+    job_reads = len(fake.requests) - len(checkpoint_reads)
+    # Never a re-walk: pages beyond one per poll only for what is new.
+    assert len(checkpoint_reads) <= job_reads + count // 10 + 1
+
+
+@pytest.mark.parametrize("outcome", ["failed", "cancelled"])
+async def test_a_fake_job_that_ends_badly_ends_the_watch(outcome: str) -> None:
+    """A failed or cancelled job still yields what it made, and ends the watch."""
+    made, seen, watcher, _ = await _watch_on_fake(
+        "openai", count=3, every=10, interval=15, outcome=outcome
+    )
+    assert seen == list(reversed(made))
+    assert watcher.job is not None
+    assert watcher.job.status == outcome
+    assert (watcher.job.error is not None) == (outcome == "failed")
