@@ -267,3 +267,18 @@ async def test_signature_query_values_are_redacted_in_url_full(
     (attempt,) = _spans(SpanKind.CLIENT)
     assert "q-SIG-SECRET" not in attempt.attributes["url.full"]
     assert f"{name}=REDACTED" in attempt.attributes["url.full"]
+
+
+async def test_a_jobs_listing_has_its_own_page_spans(fake_api: FakeAPIServer) -> None:
+    """``client.jobs.list()`` pages are spans named for that listing, with no job id."""
+    for n in range(5):
+        fake_api.add_job(f"ftjob-traced-{n}", count=1)
+    async with _client(fake_api) as client:
+        jobs = [job async for job in client.jobs.list(limit=2)]
+        await client.jobs.retrieve(JOB)
+    assert len(jobs) == 6
+    pages = [span for span in _spans(SpanKind.INTERNAL) if span.name == "fine_tuning.jobs.list"]
+    assert [span.attributes["fine_tune_ckpt.page.number"] for span in pages] == [1, 2, 3]
+    assert all("fine_tuning.job.id" not in span.attributes for span in pages)
+    assert len(_spans(SpanKind.CLIENT)) == 4  # three pages and the retrieve
+    assert COUNTING.started == COUNTING.ended
