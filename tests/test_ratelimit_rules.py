@@ -219,6 +219,18 @@ def test_waits_are_rounded_up_to_whole_milliseconds(seconds: float, ms: int) -> 
     assert whole_milliseconds(seconds) == ms
 
 
+@pytest.mark.parametrize("rate", [1e-12, 1e-200, 5e-324])
+def test_waits_too_long_for_go_are_capped_at_its_longest_duration(rate: float) -> None:
+    """A rate of one request in centuries reports Go's longest duration, still readable."""
+    bucket = _drain(TokenBucket.full(RateLimitPolicy(rate, burst=1), now=0.0), 0.0)
+    _, refused = bucket.take(0.0)
+    headers = {**rate_limit_headers(refused), **retry_after_headers(refused)}
+    longest = (2**63 - 1) // 1_000_000
+    assert headers["retry-after-ms"] == str(longest)
+    assert rate_limit_from_headers(headers).reset_requests == longest / 1000
+    assert whole_milliseconds(math.inf) == longest
+
+
 def test_the_headers_of_an_answer_parse_back_to_the_bucket() -> None:
     """``x-ratelimit-*-requests`` read by the client give the bucket's limit, remaining, reset."""
     bucket = TokenBucket.full(POLICY, now=0.0)

@@ -40,6 +40,10 @@ _TOKEN_EPSILON = 1e-9
 _MS_PER_SECOND = 1000
 _MS_PER_MINUTE = 60 * _MS_PER_SECOND
 _MS_PER_HOUR = 60 * _MS_PER_MINUTE
+# Go's longest duration (int64 nanoseconds, about 292 years) in whole milliseconds: a
+# longer wait (a rate of one request a millennium) is reported as this, which a Go-duration
+# parser still reads, rather than as a number no client could use.
+_MAX_MS = (2**63 - 1) // 1_000_000
 
 
 def _rate(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -152,9 +156,12 @@ def whole_milliseconds(seconds: float) -> int:
 
     A product within float noise of a whole number (``0.005 * 1000`` may come out a hair
     above 5) is that number, not the next one: at most a nanosecond short, which the
-    bucket forgives.
+    bucket forgives. Waits past Go's longest duration (about 292 years, infinity
+    included) are that duration.
     """
     value = seconds * _MS_PER_SECOND
+    if not value < _MAX_MS:  # "not <" also catches inf and nan
+        return _MAX_MS
     nearest = round(value)
     if math.isclose(value, nearest, rel_tol=1e-12, abs_tol=1e-6):
         return nearest
