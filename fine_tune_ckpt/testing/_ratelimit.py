@@ -60,12 +60,9 @@ def _burst(_instance: object, attribute: attrs.Attribute[int], value: int) -> No
         raise ValueError(f"{attribute.name} must be at least 1, got {value!r}")
 
 
-def _one_second(policy: RateLimitPolicy) -> int:
-    """The default burst: a second's worth of requests, at least one."""
-    return max(1, math.ceil(policy.requests_per_second))
-
-
-@attrs.frozen
+# A hand-written __init__ (attrs runs the validators in __attrs_init__) so that the
+# signature reads ``burst: int | None = None`` while the field itself is always an int.
+@attrs.frozen(init=False)
 class RateLimitPolicy:
     """How many requests the fake takes: ``requests_per_second`` on average, ``burst`` at once.
 
@@ -78,7 +75,15 @@ class RateLimitPolicy:
     #: Tokens gained per second: the rate the fake sustains.
     requests_per_second: float = attrs.field(validator=_rate)
     #: Tokens the bucket holds: how many requests may come at once after a quiet spell.
-    burst: int = attrs.field(default=attrs.Factory(_one_second, takes_self=True), validator=_burst)
+    burst: int = attrs.field(validator=_burst)
+
+    def __init__(self, requests_per_second: float, burst: int | None = None) -> None:
+        """Check both numbers; ``burst=None`` is one second's worth of requests, at least 1."""
+        if burst is None:
+            # The rate is checked first, so a bad one is named rather than failing ceil().
+            _rate(self, attrs.fields(RateLimitPolicy).requests_per_second, requests_per_second)
+            burst = max(1, math.ceil(requests_per_second))
+        self.__attrs_init__(requests_per_second, burst)
 
 
 @attrs.frozen
