@@ -382,10 +382,7 @@ async def _serve_command(args: argparse.Namespace, out: IO[str], err: IO[str]) -
         return EXIT_USAGE
     rate_limit = None
     if args.rate_limit is not None:
-        if args.burst is None:
-            rate_limit = RateLimitPolicy(args.rate_limit)
-        else:
-            rate_limit = RateLimitPolicy(args.rate_limit, burst=args.burst)
+        rate_limit = RateLimitPolicy(args.rate_limit, burst=args.burst)
     try:
         fake = FakeAPIServer(
             api_key=args.api_key,
