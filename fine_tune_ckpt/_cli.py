@@ -129,6 +129,29 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="pace of the running job: seconds between its checkpoints (default: %(default)s)",
     )
+    limits = serve.add_argument_group(
+        "rate limit and latency",
+        "Answer as a busy, distant API would: past --rate-limit, 429 with retry-after-ms; "
+        "x-ratelimit-* headers on every answer; each answer --latency late.",
+    )
+    limits.add_argument(
+        "--rate-limit",
+        type=_requests_per_second,
+        metavar="RPS",
+        help="requests per second the fake takes on average (default: no limit)",
+    )
+    limits.add_argument(
+        "--burst",
+        type=_positive_int,
+        metavar="N",
+        help="requests it takes at once after a quiet spell (default: one second's worth)",
+    )
+    limits.add_argument(
+        "--latency",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="delay every answer by this long (default: none)",
+    )
     return parser
 
 
@@ -157,6 +180,19 @@ def _positive_seconds(text: str) -> float:
     # Also refuses NaN, which every comparison fails, and infinity: never a checkpoint.
     if not 0.0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text}")
+    return value
+
+
+def _requests_per_second(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    # Also refuses NaN and infinity (no limit at all is the flag left out).
+    if not 0.0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"must be a number of requests per second above 0, got {text}"
+        )
     return value
 
 
@@ -338,9 +374,15 @@ async def _demo_command(out: IO[str], err: IO[str]) -> int:
 
 
 async def _serve_command(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    from .testing import FakeAPIServer, JobTimeline
+    from .testing import FakeAPIServer, JobTimeline, RateLimitPolicy
     from .testing._server import url_host
 
+    if args.burst is not None and args.rate_limit is None:
+        print("fine-tune-ckpt: error: --burst needs --rate-limit", file=err)
+        return EXIT_USAGE
+    rate_limit = None
+    if args.rate_limit is not None:
+        rate_limit = RateLimitPolicy(args.rate_limit, burst=args.burst)
     try:
         fake = FakeAPIServer(
             api_key=args.api_key,
@@ -348,6 +390,8 @@ async def _serve_command(args: argparse.Namespace, out: IO[str], err: IO[str]) -
             port=args.port,
             seed=args.seed,
             fault_rate=args.fault_rate,
+            rate_limit=rate_limit,
+            latency=args.latency or 0.0,
         )
     except ValueError as exc:
         print(f"fine-tune-ckpt: error: {_printable(str(exc))}", file=err)
@@ -382,6 +426,14 @@ async def _serve_command(args: argparse.Namespace, out: IO[str], err: IO[str]) -
             f"{timeline.duration(RUNNING_JOB_CHECKPOINTS):g} s)",
             file=out,
         )
+        if rate_limit is not None:
+            print(
+                f"Rate limit: {rate_limit.requests_per_second:g} requests per second, "
+                f"bursts of {rate_limit.burst}",
+                file=out,
+            )
+        if fake.latency:
+            print(f"Latency: {fake.latency:g} s per answer", file=out)
         print(
             f"Try: OPENAI_BASE_URL={fake.base_url} OPENAI_API_KEY={fake.api_key} "
             f"fine-tune-ckpt list {finished[0]}",

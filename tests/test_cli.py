@@ -338,6 +338,91 @@ async def test_terminal_gets_a_table_and_progress(fake_api: FakeAPIServer) -> No
     assert "3 pages, 10 checkpoints" in err
 
 
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (("--rate-limit", "0"), "argument --rate-limit: must be a number of requests per second"),
+        (("--rate-limit", "-5"), "argument --rate-limit: must be a number of requests per second"),
+        (("--rate-limit", "nan"), "argument --rate-limit: must be a number of requests per second"),
+        (("--rate-limit", "inf"), "argument --rate-limit: must be a number of requests per second"),
+        (("--rate-limit", "fast"), "argument --rate-limit: not a number: 'fast'"),
+        (("--rate-limit", "10", "--burst", "0"), "argument --burst: must be at least 1"),
+        (("--rate-limit", "10", "--burst", "2.5"), "argument --burst: not a whole number"),
+        (("--latency", "0"), "argument --latency: must be a number of seconds above 0"),
+        (("--latency", "-0.1"), "argument --latency: must be a number of seconds above 0"),
+        (("--latency", "inf"), "argument --latency: must be a number of seconds above 0"),
+        (("--latency", "NaN"), "argument --latency: must be a number of seconds above 0"),
+    ],
+)
+def test_serve_fake_rate_limit_flags_are_checked(
+    args: tuple[str, ...], problem: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rate, burst or latency that is not a positive finite number exits 2 naming the flag."""
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["serve-fake", "--port", "0", *args])
+    assert exited.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    last = err.splitlines()[-1]
+    assert last.startswith("fine-tune-ckpt serve-fake: error: ")
+    assert problem in last
+
+
+async def test_serve_fake_burst_needs_a_rate_limit() -> None:
+    """``--burst`` alone is one line on stderr and exit 2, before anything listens."""
+    run = await _run("serve-fake", "--port", "0", "--burst", "5")
+    assert (run.code, run.out) == (2, "")
+    assert run.err == "fine-tune-ckpt: error: --burst needs --rate-limit\n"
+
+
+async def test_serve_fake_limits_the_rate_and_delays_answers() -> None:
+    """``--rate-limit``, ``--burst`` and ``--latency`` are announced and enforced."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "fine_tune_ckpt",
+        "serve-fake",
+        "--port",
+        "0",
+        # A token every 2 s: the third request, a few ms after the burst, is refused.
+        *("--rate-limit", "0.5", "--burst", "2", "--latency", "0.01"),
+        stdout=asyncio.subprocess.PIPE,
+        env=_env(),
+    )
+    assert process.stdout is not None
+    try:
+        lines = [
+            (await asyncio.wait_for(process.stdout.readline(), timeout=30)).decode().strip()
+            for _ in range(7)
+        ]
+        base_url = lines[0].rsplit(" ", 1)[1]
+        api_key = lines[1].split(": ", 1)[1]
+        assert lines[4] == "Rate limit: 0.5 requests per second, bursts of 2"
+        assert lines[5] == "Latency: 0.01 s per answer"
+        assert lines[6].startswith("Try: ")
+        answers = []
+        async with aiohttp.ClientSession(
+            base_url=base_url + "/", headers={"Authorization": f"Bearer {api_key}"}
+        ) as http:
+            for _ in range(3):
+                async with http.get("fine_tuning/jobs") as answer:
+                    answers.append((answer.status, answer.headers.copy(), await answer.json()))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(process.wait(), timeout=30)
+    assert code == 0
+    assert [status for status, _, _ in answers] == [200, 200, 429]
+    assert [headers["x-ratelimit-remaining-requests"] for _, headers, _ in answers] == [
+        "1",
+        "0",
+        "0",
+    ]
+    _, refused, body = answers[2]
+    assert body["error"]["code"] == "rate_limit_exceeded"
+    assert 1900 < int(refused["retry-after-ms"]) <= 2000
+    assert refused["retry-after"] == "2"
+
+
 @pytest.fixture
 def busy_port() -> Iterator[int]:
     """A loopback port something else is listening on."""

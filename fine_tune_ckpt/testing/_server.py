@@ -7,6 +7,8 @@ the API's shape, lets jobs run as its clock moves (see :class:`JobTimeline`), lo
 request it receives, and misbehaves on demand through scripted :class:`Fault` objects.
 With ``flavor="azure"`` it is an Azure OpenAI resource instead: its routes,
 ``api-version`` rules, credentials, error shape and ``apim-request-id`` header.
+With a :class:`RateLimitPolicy` it limits the rate of requests as the API does, with its
+``x-ratelimit-*`` headers and 429s (the arithmetic is in ``_ratelimit``).
 
 A malformed request gets the API's 4xx answer, never a 500: a 500 would be a fault the
 client under test retries, hiding that it sent something wrong. (A message that is not
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 import random
 import re
 import secrets
@@ -34,6 +37,7 @@ from typing import Any, Literal, get_args
 import attrs
 from aiohttp import web
 
+from .._clock import SystemClock
 from .._models import Checkpoint
 from .._wire import to_wire
 from ._data import synthetic_checkpoints
@@ -47,6 +51,15 @@ from ._jobs import (
     job_object,
     make_profile,
     scheduled,
+)
+from ._ratelimit import (
+    Admission,
+    RateLimitPolicy,
+    TokenBucket,
+    azure_rate_limited_message,
+    rate_limit_headers,
+    rate_limited_message,
+    retry_after_headers,
 )
 
 __all__ = [
@@ -233,6 +246,16 @@ class FakeAPIServer:
       ``apim-request-id`` (a UUID) and no ``x-request-id``.
     - Checks run in this order: an injected fault, the credential (401), the path (404),
       the ``api-version`` (400), the job (404), then ``limit`` and ``after`` (400).
+
+    ``FakeAPIServer(rate_limit=RateLimitPolicy(requests_per_second=200, burst=50))`` limits
+    the rate of requests, as the API does: one token bucket for every request on any path,
+    read on the fake's clock. Every answer then reports the bucket in the API's
+    ``x-ratelimit-limit-requests``, ``x-ratelimit-remaining-requests`` and
+    ``x-ratelimit-reset-requests`` headers, and a request that finds the bucket empty is
+    answered 429, with the API's ``rate_limit_exceeded`` error (Azure's on that flavour)
+    and ``retry-after-ms`` and ``retry-after`` saying when the next token comes. That
+    check runs before all the others: a refused request uses up no injected fault.
+    ``rate_limited_count`` counts those refusals, ``request_count`` every request.
     """
 
     def __init__(
@@ -249,6 +272,8 @@ class FakeAPIServer:
         flavor: Flavor = "openai",
         azure_oldest_first: bool = False,
         clock: SupportsMonotonic | None = None,
+        rate_limit: RateLimitPolicy | None = None,
+        latency: float = 0.0,
     ) -> None:
         """Prepare the fake; it listens only once started.
 
@@ -269,6 +294,13 @@ class FakeAPIServer:
         ``clock`` (anything with ``monotonic()``, e.g. a :class:`FakeClock`; default: real
         time) is what moves the jobs added by :meth:`add_running_job` on; with a
         ``time()`` too, it also dates them.
+
+        ``rate_limit`` (a :class:`RateLimitPolicy`; default: none) refuses requests past
+        a rate with 429, timed on ``clock``. ``latency`` (seconds, default 0) delays every
+        answer, as a distant server would; it is waited in real time, so only when the
+        fake keeps real time (no ``clock``, or a :class:`fine_tune_ckpt.SystemClock`).
+        On any other clock, e.g. a :class:`FakeClock`, it is not waited at all: a fake
+        clock moves only when the test moves it, and a test must never really wait.
         """
         if flavor not in get_args(Flavor):
             raise ValueError(f"flavor must be 'openai' or 'azure', got {flavor!r}")
@@ -280,6 +312,12 @@ class FakeAPIServer:
             raise ValueError("random_faults must not be empty when fault_rate is above 0")
         if not 0 <= port <= _MAX_PORT:
             raise ValueError(f"port must be within 0..{_MAX_PORT}, got {port}")
+        if isinstance(latency, bool) or not isinstance(latency, int | float):
+            raise TypeError(f"latency must be a number of seconds, got {latency!r}")
+        if not math.isfinite(latency) or latency < 0:
+            raise ValueError(f"latency must be a finite number of seconds >= 0, got {latency!r}")
+        if rate_limit is not None and not isinstance(rate_limit, RateLimitPolicy):
+            raise TypeError(f"rate_limit must be a RateLimitPolicy or None, got {rate_limit!r}")
         if not host.strip():
             # An empty host would listen on every interface: the fake is for loopback.
             raise ValueError("host must name an address to listen on, e.g. 127.0.0.1")
@@ -296,6 +334,17 @@ class FakeAPIServer:
         self.seed = seed
         self._port = port
         self._clock = clock
+        # It starts full, so when it is made does not matter: time only refills it.
+        self._bucket = None if rate_limit is None else TokenBucket.full(rate_limit, now=self._now())
+        self._latency = float(latency)
+        # Real waits only on real time: with a fake clock no test ever really waits.
+        self._real_latency = (
+            self._latency if clock is None or isinstance(clock, SystemClock) else 0.0
+        )
+        #: How many requests arrived, whatever their answer.
+        self.request_count = 0
+        #: How many requests the rate limit refused with 429 (injected 429s not counted).
+        self.rate_limited_count = 0
         self._jobs: dict[str, _ServedJob] = {}
         self._job_order = itertools.count()
         self._faults: deque[Fault] = deque()
@@ -396,6 +445,16 @@ class FakeAPIServer:
     def _now(self) -> float:
         """The fake's clock reading, in seconds."""
         return time.monotonic() if self._clock is None else self._clock.monotonic()
+
+    @property
+    def rate_limit(self) -> RateLimitPolicy | None:
+        """The rate limit the fake enforces, or ``None``."""
+        return None if self._bucket is None else self._bucket.policy
+
+    @property
+    def latency(self) -> float:
+        """Seconds each answer is delayed by, when the fake keeps real time."""
+        return self._latency
 
     @property
     def job_ids(self) -> list[str]:
@@ -550,8 +609,17 @@ class FakeAPIServer:
                 credential=credential,
             )
         )
+        self.request_count += 1
         async with self._arrivals:
             self._arrivals.notify_all()
+        admission = self._admit()
+        if admission is not None:
+            headers.update(rate_limit_headers(admission))
+        if self._real_latency:
+            await asyncio.sleep(self._real_latency)
+        if admission is not None and not admission.admitted:
+            self.rate_limited_count += 1
+            return self._rate_limited(admission, headers)
         fault = self._next_fault()
         headers.update(_fault_headers(fault))
         if fault.delay:
@@ -609,6 +677,22 @@ class FakeAPIServer:
         if fault.chunked:
             return await _chunked(request, body, headers)
         return web.Response(body=body, content_type="application/json", headers=headers)
+
+    def _admit(self) -> Admission | None:
+        """Take a token for a request arriving now; ``None`` when there is no rate limit."""
+        if self._bucket is None:
+            return None
+        self._bucket, admission = self._bucket.take(self._now())
+        return admission
+
+    def _rate_limited(self, admission: Admission, headers: Mapping[str, str]) -> web.Response:
+        """The 429 of a request the rate limit refused, in the flavour's shape."""
+        headers = {**headers, **retry_after_headers(admission)}
+        if self.flavor == "azure":
+            message = azure_rate_limited_message(admission)
+            return _azure_error(429, "429", message, "RateLimitExceeded", headers)
+        message = rate_limited_message(admission)
+        return _error(429, message, "requests", None, headers, code="rate_limit_exceeded")
 
     def _openai_refusal(
         self,

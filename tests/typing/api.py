@@ -32,7 +32,14 @@ from fine_tune_ckpt import (
     to_wire,
     walk_jobs,
 )
-from fine_tune_ckpt.testing import FakeAPIServer, FakeClock, Fault, JobState, JobTimeline
+from fine_tune_ckpt.testing import (
+    FakeAPIServer,
+    FakeClock,
+    Fault,
+    JobState,
+    JobTimeline,
+    RateLimitPolicy,
+)
 
 
 async def usage(session: aiohttp.ClientSession) -> None:
@@ -149,3 +156,16 @@ async def fake_jobs_usage() -> None:
         assert_type(state.finished_after, float | None)
         assert_type(timeline.duration(3), float)
     JobTimeline(outcome="running")  # type: ignore[arg-type]
+
+
+async def fake_rate_limit_usage() -> None:
+    """The fake's rate-limited mode: a policy, a latency, the counters."""
+    policy = RateLimitPolicy(requests_per_second=200, burst=50)
+    assert_type(policy.burst, int)
+    assert_type(RateLimitPolicy(0.5).requests_per_second, float)
+    async with FakeAPIServer(clock=FakeClock(), rate_limit=policy, latency=0.02) as fake:
+        assert_type(fake.rate_limit, RateLimitPolicy | None)
+        assert_type(fake.latency, float)
+        assert_type(fake.rate_limited_count, int)
+        assert_type(fake.request_count, int)
+    FakeAPIServer(rate_limit=200)  # type: ignore[arg-type]
