@@ -19,7 +19,7 @@ from typing import IO
 from ._client import AsyncClient
 from ._errors import APIError, FineTuneCkptError
 from ._models import Checkpoint
-from ._output import FORMATS, Writer
+from ._output import CHECKPOINTS, FORMATS, Writer
 from ._paging import AsyncCheckpointPager
 from ._selection import METRICS, BestSoFar, better_is, pick_best
 from ._version import __version__
@@ -190,7 +190,7 @@ async def _list_command(args: argparse.Namespace, out: IO[str], err: IO[str]) ->
             try:
                 if args.best:
                     return await _print_best(items, args.best, output_format, out, err)
-                writer = Writer(output_format, out)
+                writer = Writer(output_format, out, CHECKPOINTS)
                 async for checkpoint in items:
                     writer.write(checkpoint)
                 writer.close()
@@ -235,7 +235,7 @@ async def _print_best(
     if best is None:
         print(f"fine-tune-ckpt: none of {seen} checkpoints reports {metric}", file=err)
         return EXIT_API_ERROR
-    writer = Writer(output_format, out)
+    writer = Writer(output_format, out, CHECKPOINTS)
     writer.write(best)
     writer.close()
     reason = (
@@ -304,7 +304,7 @@ async def _demo_command(out: IO[str], err: IO[str]) -> int:
         print(f"fine-tune-ckpt: demo: fake API on {fake.base_url}, job {DEMO_JOB_ID}", file=err)
         with _retry_log(err, enabled=True):
             async with AsyncClient(api_key=fake.api_key, base_url=fake.base_url) as client:
-                writer = Writer("table", out)
+                writer = Writer("table", out, CHECKPOINTS)
                 checkpoints = []
                 pages = 0
                 try:
