@@ -1,6 +1,7 @@
-"""The ``fine-tune-ckpt`` command: list checkpoints, run the offline demo, serve the fake.
+"""The ``fine-tune-ckpt`` command: list or watch checkpoints, run the demo, serve the fake.
 
-Exit codes: 0 success, 1 API or network error (one line, no traceback), 2 usage error.
+Exit codes: 0 success, 1 API or network error (one line, no traceback) or a watched job
+that failed or was cancelled, 2 usage error, 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ import signal
 import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
 from contextlib import aclosing
-from typing import IO
+from typing import IO, cast
 
 from ._client import AsyncClient
+from ._clock import Clock
 from ._errors import APIError, FineTuneCkptError
-from ._models import Checkpoint
+from ._models import Checkpoint, FineTuningJob
 from ._output import CHECKPOINTS, FORMATS, Writer
 from ._paging import AsyncCheckpointPager
 from ._selection import METRICS, BestSoFar, better_is, pick_best
 from ._version import __version__
+from ._watch import CheckpointWatcher
 
 __all__ = ["main"]
 
@@ -32,6 +35,9 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 DEMO_JOB_ID = "ftjob-demo"
+#: Seconds between the polls of ``watch`` unless ``--interval`` says otherwise: the
+#: library's default.
+WATCH_INTERVAL = 30.0
 #: The job serve-fake runs in real time, beside the finished ones.
 RUNNING_JOB_ID = "ftjob-running"
 #: How many checkpoints that job makes before it succeeds.
@@ -43,11 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        if args.command == "list":
-            return asyncio.run(_list_command(args, sys.stdout, sys.stderr))
-        if args.command == "demo":
-            return asyncio.run(_demo_command(sys.stdout, sys.stderr))
-        return asyncio.run(_serve_command(args, sys.stdout, sys.stderr))
+        return asyncio.run(_run(args, sys.stdout, sys.stderr))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
@@ -59,10 +61,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
 
 
+async def _run(
+    args: argparse.Namespace, out: IO[str], err: IO[str], *, clock: Clock | None = None
+) -> int:
+    """Run the parsed command; the clients it makes wait on ``clock`` (tests: a fake one)."""
+    if args.command == "list":
+        return await _list_command(args, out, err, clock=clock)
+    if args.command == "watch":
+        return await _watch_command(args, out, err, clock=clock)
+    if args.command == "demo":
+        return await _demo_command(out, err)
+    return await _serve_command(args, out, err)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fine-tune-ckpt",
-        description="List the checkpoints of fine-tuning jobs.",
+        description="List or watch the checkpoints of fine-tuning jobs.",
         epilog="Configuration comes from OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_ORG_ID and "
         "OPENAI_PROJECT_ID, as in the official SDK. Try `fine-tune-ckpt demo` first.",
     )
@@ -78,23 +93,32 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--limit", type=_positive_int, help="page size asked of the API")
     listing.add_argument("--after", help="start after this checkpoint id")
     listing.add_argument("--max-items", type=_positive_int, help="stop after N checkpoints")
-    listing.add_argument(
-        "--format",
-        choices=FORMATS,
-        help="output format (default: table on a terminal, jsonl when piped)",
+    _add_format_option(listing)
+    _add_best_option(listing, "print only the checkpoint to deploy by METRIC")
+    _add_client_options(listing)
+
+    watch = commands.add_parser(
+        "watch",
+        help="print a running job's checkpoints as they appear",
+        description="Print a job's checkpoints oldest first, then each new one as it "
+        "appears, until the job ends. Exit 0 when it succeeded, 1 when it failed or was "
+        "cancelled (its status and error on stderr) or on an API error (naming the "
+        "--since to resume with), 130 on Ctrl-C.",
     )
-    listing.add_argument(
-        "--best",
-        choices=METRICS,
-        metavar="METRIC",
-        help="print only the checkpoint to deploy by METRIC (losses: lowest wins; "
-        f"accuracies: highest wins); one of {', '.join(METRICS)}",
+    watch.add_argument("job_id", metavar="JOB_ID", help="the fine-tuning job id")
+    watch.add_argument(
+        "--interval",
+        type=_positive_seconds,
+        default=WATCH_INTERVAL,
+        metavar="SECONDS",
+        help="seconds between polls, give or take 10%% (default: %(default)g)",
     )
-    listing.add_argument("--base-url", help="API base URL (default: OPENAI_BASE_URL or the API)")
-    listing.add_argument(
-        "--max-retries", type=_non_negative_int, default=2, help="retries per request"
+    watch.add_argument(
+        "--since", metavar="ID", help="print only the checkpoints newer than this one"
     )
-    listing.add_argument("-v", "--verbose", action="store_true", help="log retries on stderr")
+    _add_format_option(watch)
+    _add_best_option(watch, "at the end, also name the checkpoint to deploy by METRIC")
+    _add_client_options(watch)
 
     commands.add_parser(
         "demo",
@@ -130,6 +154,31 @@ def _parser() -> argparse.ArgumentParser:
         help="pace of the running job: seconds between its checkpoints (default: %(default)s)",
     )
     return parser
+
+
+def _add_format_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="output format (default: table on a terminal, jsonl when piped)",
+    )
+
+
+def _add_best_option(command: argparse.ArgumentParser, what: str) -> None:
+    command.add_argument(
+        "--best",
+        choices=METRICS,
+        metavar="METRIC",
+        help=f"{what} (losses: lowest wins; accuracies: highest wins); one of {', '.join(METRICS)}",
+    )
+
+
+def _add_client_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--base-url", help="API base URL (default: OPENAI_BASE_URL or the API)")
+    command.add_argument(
+        "--max-retries", type=_non_negative_int, default=2, help="retries per request"
+    )
+    command.add_argument("-v", "--verbose", action="store_true", help="log retries on stderr")
 
 
 def _positive_int(text: str) -> int:
@@ -173,17 +222,17 @@ def _rate(text: str) -> float:
 # -- list ---------------------------------------------------------------------------
 
 
-async def _list_command(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+async def _list_command(
+    args: argparse.Namespace, out: IO[str], err: IO[str], *, clock: Clock | None = None
+) -> int:
     try:
-        client = AsyncClient(base_url=args.base_url, max_retries=args.max_retries)
+        client = _client(args, clock)
         pager = client.checkpoints.list(
             args.job_id, after=args.after, limit=args.limit, max_items=args.max_items
         )
     except (FineTuneCkptError, ValueError, TypeError) as exc:
-        # Bad settings (an argument or OPENAI_* variable): say which, in one line.
-        print(f"fine-tune-ckpt: error: {_printable(str(exc))}", file=err)
-        return EXIT_USAGE
-    output_format = args.format or ("table" if out.isatty() else "jsonl")
+        return _usage_error(exc, err)
+    output_format = _output_format(args, out)
     with _retry_log(err, enabled=args.verbose):
         async with client:
             items = _walk(pager, err, show_progress=err.isatty())
@@ -195,11 +244,26 @@ async def _list_command(args: argparse.Namespace, out: IO[str], err: IO[str]) ->
                     writer.write(checkpoint)
                 writer.close()
             except APIError as exc:
-                print(_one_line(exc), file=err)
+                print(_one_line(exc, resume_option="--after"), file=err)
                 return EXIT_API_ERROR
             finally:
                 await items.aclose()
     return EXIT_OK
+
+
+def _client(args: argparse.Namespace, clock: Clock | None) -> AsyncClient:
+    """The client of a command, from its options and the OPENAI_* variables."""
+    return AsyncClient(base_url=args.base_url, max_retries=args.max_retries, clock=clock)
+
+
+def _usage_error(error: Exception, err: IO[str]) -> int:
+    # Bad settings (an argument or OPENAI_* variable): say which, in one line.
+    print(f"fine-tune-ckpt: error: {_printable(str(error))}", file=err)
+    return EXIT_USAGE
+
+
+def _output_format(args: argparse.Namespace, out: IO[str]) -> str:
+    return str(args.format or ("table" if out.isatty() else "jsonl"))
 
 
 async def _walk(
@@ -231,27 +295,39 @@ async def _print_best(
     ranking = BestSoFar(metric)
     async for checkpoint in items:
         ranking.offer(checkpoint)
-    best, seen = ranking.best, ranking.seen
+    best = ranking.best
     if best is None:
-        print(f"fine-tune-ckpt: none of {seen} checkpoints reports {metric}", file=err)
+        print(_no_best(ranking), file=err)
         return EXIT_API_ERROR
     writer = Writer(output_format, out, CHECKPOINTS)
     writer.write(best)
     writer.close()
-    reason = (
-        f"Best by {metric} ({better_is(metric)} wins among {seen} checkpoints): "
-        f"step {best.step_number}, {metric}={getattr(best.metrics, metric)}"
-    )
-    print(reason, file=out if output_format == "table" else err)
+    print(_best_reason(ranking, best), file=out if output_format == "table" else err)
     return EXIT_OK
 
 
-def _one_line(error: APIError) -> str:
-    line = f"fine-tune-ckpt: error: {type(error).__name__}: {error.message}"
-    if error.request_id:
-        line += f" (request id {error.request_id})"
+def _best_reason(ranking: BestSoFar, best: Checkpoint) -> str:
+    metric = ranking.metric
+    return (
+        f"Best by {metric} ({better_is(metric)} wins among {ranking.seen} checkpoints): "
+        f"step {best.step_number}, {metric}={getattr(best.metrics, metric)}"
+    )
+
+
+def _no_best(ranking: BestSoFar) -> str:
+    return f"fine-tune-ckpt: none of {ranking.seen} checkpoints reports {ranking.metric}"
+
+
+def _one_line(error: FineTuneCkptError, *, resume_option: str) -> str:
+    """The error on one line, with the option and value that resume where it stopped."""
+    if isinstance(error, APIError):
+        line = f"fine-tune-ckpt: error: {type(error).__name__}: {error.message}"
+        if error.request_id:
+            line += f" (request id {error.request_id})"
+    else:
+        line = f"fine-tune-ckpt: error: {type(error).__name__}: {error}"
     if error.resume_after:
-        line += f"; resume with --after {error.resume_after}"
+        line += f"; resume with {resume_option} {error.resume_after}"
     # The message and ids come from the server: keep its newlines and escape codes off
     # the terminal.
     return _printable(line)
@@ -291,6 +367,84 @@ def _retry_log(err: IO[str], *, enabled: bool) -> Iterator[None]:
         logger.setLevel(previous_level)
 
 
+# -- watch --------------------------------------------------------------------------
+
+
+async def _watch_command(
+    args: argparse.Namespace, out: IO[str], err: IO[str], *, clock: Clock | None = None
+) -> int:
+    try:
+        client = _client(args, clock)
+        watcher = client.checkpoints.watch(
+            args.job_id, poll_interval=args.interval, since=args.since
+        )
+    except (FineTuneCkptError, ValueError, TypeError) as exc:
+        return _usage_error(exc, err)
+    with _retry_log(err, enabled=args.verbose):
+        async with client:
+            return await _follow(watcher, _output_format(args, out), args.best, out, err)
+
+
+async def _follow(
+    watcher: CheckpointWatcher,
+    output_format: str,
+    metric: str | None,
+    out: IO[str],
+    err: IO[str],
+) -> int:
+    """Write each checkpoint as the watch yields it; then the best one, and how the job ended.
+
+    Returns 0 if the job succeeded (and, with ``metric``, a checkpoint reports it), else 1.
+    """
+    writer = Writer(output_format, out, CHECKPOINTS)
+    ranking = BestSoFar(metric) if metric else None
+    try:
+        async with aclosing(aiter(watcher)) as checkpoints:
+            async for checkpoint in checkpoints:
+                writer.write(checkpoint)
+                out.flush()  # a pipe sees each checkpoint when it appears, not at the end
+                if ranking is not None:
+                    ranking.offer(checkpoint)
+    except FineTuneCkptError as exc:
+        writer.close()  # what was printed stays valid JSON; the exit code says it is partial
+        print(_one_line(exc, resume_option="--since"), file=err)
+        return EXIT_API_ERROR
+    except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels us, then main returns 130
+        writer.close()
+        line = "fine-tune-ckpt: interrupted"
+        if watcher.since is not None:
+            line += f"; resume with --since {watcher.since}"
+        print(_printable(line), file=err)
+        raise
+    writer.close()
+    code = EXIT_OK
+    if ranking is not None:
+        if ranking.best is None:
+            print(_no_best(ranking), file=err)
+            code = EXIT_API_ERROR
+        else:
+            reason = f"{_best_reason(ranking, ranking.best)}: deploy "
+            reason += ranking.best.fine_tuned_model_checkpoint
+            print(_printable(reason), file=out if output_format == "table" else err)
+    # Set by the poll that saw the job end, which is what ended the watch.
+    job = cast(FineTuningJob, watcher.job)
+    print(_job_line(job), file=err)
+    return code if job.status == "succeeded" else EXIT_API_ERROR
+
+
+def _job_line(job: FineTuningJob) -> str:
+    """How a job ended, on one line: its fine-tuned model, or its error."""
+    line = f"fine-tune-ckpt: job {job.id} {job.status}"
+    if job.fine_tuned_model:
+        line += f": {job.fine_tuned_model}"
+    if job.error is not None:
+        line += f": {job.error.code}: {job.error.message}"
+        if job.error.param:
+            line += f" (param {job.error.param})"
+    # The status and error come from the server.
+    return _printable(line)
+
+
 # -- demo ---------------------------------------------------------------------------
 
 
@@ -318,7 +472,7 @@ async def _demo_command(out: IO[str], err: IO[str]) -> int:
                             writer.write(checkpoint)
                             checkpoints.append(checkpoint)
                 except APIError as exc:
-                    print(_one_line(exc), file=err)
+                    print(_one_line(exc, resume_option="--after"), file=err)
                     return EXIT_API_ERROR
                 writer.close()
     best = pick_best(checkpoints, "full_valid_loss")
