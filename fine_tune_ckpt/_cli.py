@@ -1,4 +1,4 @@
-"""The ``fine-tune-ckpt`` command: list or watch checkpoints, run the demo, serve the fake.
+"""The ``fine-tune-ckpt`` command: list or watch checkpoints, list jobs, demo, serve the fake.
 
 Exit codes: 0 success, 1 API or network error (one line, no traceback) or a watched job
 that failed or was cancelled, 2 usage error, 130 interrupted (Ctrl-C).
@@ -21,7 +21,7 @@ from ._client import AsyncClient
 from ._clock import Clock
 from ._errors import APIError, FineTuneCkptError
 from ._models import Checkpoint, FineTuningJob
-from ._output import CHECKPOINTS, FORMATS, Writer
+from ._output import CHECKPOINTS, FORMATS, JOBS, Writer
 from ._paging import AsyncCheckpointPager
 from ._selection import METRICS, BestSoFar, better_is, pick_best
 from ._version import __version__
@@ -69,6 +69,8 @@ async def _run(
         return await _list_command(args, out, err, clock=clock)
     if args.command == "watch":
         return await _watch_command(args, out, err, clock=clock)
+    if args.command == "jobs":
+        return await _jobs_command(args, out, err, clock=clock)
     if args.command == "demo":
         return await _demo_command(out, err)
     return await _serve_command(args, out, err)
@@ -119,6 +121,17 @@ def _parser() -> argparse.ArgumentParser:
     _add_format_option(watch)
     _add_best_option(watch, "at the end, also name the checkpoint to deploy by METRIC")
     _add_client_options(watch)
+
+    jobs = commands.add_parser(
+        "jobs",
+        help="list the account's fine-tuning jobs",
+        description="List the account's fine-tuning jobs, newest first, across every page.",
+    )
+    jobs.add_argument("--limit", type=_positive_int, help="page size asked of the API")
+    jobs.add_argument("--after", metavar="ID", help="start after this job id")
+    jobs.add_argument("--max-items", type=_positive_int, help="stop after N jobs")
+    _add_format_option(jobs)
+    _add_client_options(jobs)
 
     commands.add_parser(
         "demo",
@@ -443,6 +456,30 @@ def _job_line(job: FineTuningJob) -> str:
             line += f" (param {job.error.param})"
     # The status and error come from the server.
     return _printable(line)
+
+
+# -- jobs ---------------------------------------------------------------------------
+
+
+async def _jobs_command(
+    args: argparse.Namespace, out: IO[str], err: IO[str], *, clock: Clock | None = None
+) -> int:
+    try:
+        client = _client(args, clock)
+        pager = client.jobs.list(after=args.after, limit=args.limit, max_items=args.max_items)
+    except (FineTuneCkptError, ValueError, TypeError) as exc:
+        return _usage_error(exc, err)
+    writer = Writer(_output_format(args, out), out, JOBS)
+    with _retry_log(err, enabled=args.verbose):
+        async with client, aclosing(aiter(pager)) as jobs:
+            try:
+                async for job in jobs:
+                    writer.write(job)
+            except APIError as exc:
+                print(_one_line(exc, resume_option="--after"), file=err)
+                return EXIT_API_ERROR
+    writer.close()
+    return EXIT_OK
 
 
 # -- demo ---------------------------------------------------------------------------
