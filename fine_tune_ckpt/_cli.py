@@ -13,9 +13,10 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
 from contextlib import aclosing
-from typing import IO, cast
+from typing import IO, TYPE_CHECKING, cast
 
 from ._client import AsyncClient
 from ._clock import Clock
@@ -27,6 +28,9 @@ from ._selection import METRICS, BestSoFar, better_is, pick_best
 from ._version import __version__
 from ._watch import CheckpointWatcher
 
+if TYPE_CHECKING:  # the demo's fake is imported only when it runs
+    from .testing import FakeAPIServer, FakeClock
+
 __all__ = ["main"]
 
 EXIT_OK = 0
@@ -35,6 +39,8 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 DEMO_JOB_ID = "ftjob-demo"
+#: The running job the demo watches, on a fake clock.
+DEMO_WATCHED_JOB_ID = "ftjob-demo-live"
 #: Seconds between the polls of ``watch`` unless ``--interval`` says otherwise: the
 #: library's default.
 WATCH_INTERVAL = 30.0
@@ -138,7 +144,8 @@ def _parser() -> argparse.ArgumentParser:
         help="run the main job offline against the built-in fake API",
         description="Start the fake API on a free loopback port, list a demo job's "
         "checkpoints through the real client (surviving one injected 429), print the "
-        "table and the best checkpoint, and stop the fake.",
+        "table and the best checkpoint, watch a running job on a fake clock (in no real "
+        "time), and stop the fake.",
     )
 
     serve = commands.add_parser(
@@ -486,32 +493,45 @@ async def _jobs_command(
 
 
 async def _demo_command(out: IO[str], err: IO[str]) -> int:
-    from .testing import FakeAPIServer, Fault
+    from .testing import FakeAPIServer, FakeClock
 
-    async with FakeAPIServer() as fake:
-        fake.add_job(DEMO_JOB_ID, count=30)
-        # The second page is refused once with 429 + Retry-After, to show the retry.
-        fake.inject(Fault(), Fault(status=429, retry_after=1))
-        print(f"fine-tune-ckpt: demo: fake API on {fake.base_url}, job {DEMO_JOB_ID}", file=err)
-        with _retry_log(err, enabled=True):
-            async with AsyncClient(api_key=fake.api_key, base_url=fake.base_url) as client:
-                writer = Writer("table", out, CHECKPOINTS)
-                checkpoints = []
-                pages = 0
-                try:
-                    async for page in client.checkpoints.list(DEMO_JOB_ID, limit=10).pages():
-                        pages += 1
-                        print(
-                            f"fine-tune-ckpt: demo: page {pages}: {len(page.data)} checkpoints",
-                            file=err,
-                        )
-                        for checkpoint in page.data:
-                            writer.write(checkpoint)
-                            checkpoints.append(checkpoint)
-                except APIError as exc:
-                    print(_one_line(exc, resume_option="--after"), file=err)
-                    return EXIT_API_ERROR
-                writer.close()
+    # The fake's running job moves on this clock, and so does the client that watches it:
+    # each wait between polls moves the job on at once. Dated from now, as a real job is.
+    clock = FakeClock(wall_start=time.time())
+    async with FakeAPIServer(clock=clock) as fake:
+        code = await _demo_listing(fake, out, err)
+        if code == EXIT_OK:
+            code = await _demo_watch(fake, clock, out, err)
+    return code
+
+
+async def _demo_listing(fake: FakeAPIServer, out: IO[str], err: IO[str]) -> int:
+    """List a finished job's checkpoints through one 429, then name the one to deploy."""
+    from .testing import Fault
+
+    fake.add_job(DEMO_JOB_ID, count=30)
+    # The second page is refused once with 429 + Retry-After, to show the retry.
+    fake.inject(Fault(), Fault(status=429, retry_after=1))
+    print(f"fine-tune-ckpt: demo: fake API on {fake.base_url}, job {DEMO_JOB_ID}", file=err)
+    with _retry_log(err, enabled=True):
+        async with AsyncClient(api_key=fake.api_key, base_url=fake.base_url) as client:
+            writer = Writer("table", out, CHECKPOINTS)
+            checkpoints = []
+            pages = 0
+            try:
+                async for page in client.checkpoints.list(DEMO_JOB_ID, limit=10).pages():
+                    pages += 1
+                    print(
+                        f"fine-tune-ckpt: demo: page {pages}: {len(page.data)} checkpoints",
+                        file=err,
+                    )
+                    for checkpoint in page.data:
+                        writer.write(checkpoint)
+                        checkpoints.append(checkpoint)
+            except APIError as exc:
+                print(_one_line(exc, resume_option="--after"), file=err)
+                return EXIT_API_ERROR
+            writer.close()
     best = pick_best(checkpoints, "full_valid_loss")
     if best is None:
         print("fine-tune-ckpt: demo: no checkpoint reports full_valid_loss", file=err)
@@ -523,6 +543,27 @@ async def _demo_command(out: IO[str], err: IO[str]) -> int:
         file=out,
     )
     return EXIT_OK
+
+
+async def _demo_watch(fake: FakeAPIServer, clock: FakeClock, out: IO[str], err: IO[str]) -> int:
+    """Watch a job run to the end on the fake clock: minutes of polls in no real time."""
+    from .testing import JobTimeline
+
+    timeline = JobTimeline(validating_files=30, queued=60, checkpoint_every=120)
+    fake.add_running_job(DEMO_WATCHED_JOB_ID, count=4, timeline=timeline)
+    started = clock.monotonic()
+    print(f"\nWatching {DEMO_WATCHED_JOB_ID} as it runs, on a fake clock:", file=out)
+    async with AsyncClient(api_key=fake.api_key, base_url=fake.base_url, clock=clock) as client:
+        watcher = client.checkpoints.watch(DEMO_WATCHED_JOB_ID, poll_interval=60)
+        code = await _follow(watcher, "table", None, out, err)
+    if code == EXIT_OK:
+        minutes = (clock.monotonic() - started) / 60
+        print(
+            f"{len(clock.sleeps) + 1} polls a minute apart followed it for {minutes:.0f} "
+            "minutes of fake time, in no real time.",
+            file=out,
+        )
+    return code
 
 
 # -- serve-fake ---------------------------------------------------------------------
