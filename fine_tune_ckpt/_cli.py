@@ -98,9 +98,7 @@ def _parser() -> argparse.ArgumentParser:
         description="List a job's checkpoints, newest first, across every page.",
     )
     listing.add_argument("job_id", metavar="JOB_ID", help="the fine-tuning job id")
-    listing.add_argument("--limit", type=_positive_int, help="page size asked of the API")
-    listing.add_argument("--after", help="start after this checkpoint id")
-    listing.add_argument("--max-items", type=_positive_int, help="stop after N checkpoints")
+    _add_paging_options(listing, "checkpoint")
     _add_format_option(listing)
     _add_best_option(listing, "print only the checkpoint to deploy by METRIC")
     _add_client_options(listing)
@@ -133,9 +131,7 @@ def _parser() -> argparse.ArgumentParser:
         help="list the account's fine-tuning jobs",
         description="List the account's fine-tuning jobs, newest first, across every page.",
     )
-    jobs.add_argument("--limit", type=_positive_int, help="page size asked of the API")
-    jobs.add_argument("--after", metavar="ID", help="start after this job id")
-    jobs.add_argument("--max-items", type=_positive_int, help="stop after N jobs")
+    _add_paging_options(jobs, "job")
     _add_format_option(jobs)
     _add_client_options(jobs)
 
@@ -174,6 +170,12 @@ def _parser() -> argparse.ArgumentParser:
         help="pace of the running job: seconds between its checkpoints (default: %(default)s)",
     )
     return parser
+
+
+def _add_paging_options(command: argparse.ArgumentParser, item: str) -> None:
+    command.add_argument("--limit", type=_positive_int, help="page size asked of the API")
+    command.add_argument("--after", help=f"start after this {item} id")
+    command.add_argument("--max-items", type=_positive_int, help=f"stop after N {item}s")
 
 
 def _add_format_option(command: argparse.ArgumentParser) -> None:

@@ -14,6 +14,9 @@ from fine_tune_ckpt.testing import FakeAPIServer, FakeClock, Fault, JobTimeline
 
 from .test_cli import Run
 
+# The command reads the fake's URL and key from the environment, as a user's would.
+pytestmark = pytest.mark.usefixtures("fake_api_env")
+
 
 class Output(io.StringIO):
     """Standard output, a terminal or not."""
@@ -24,23 +27,6 @@ class Output(io.StringIO):
 
     def isatty(self) -> bool:
         return self.tty
-
-
-@pytest.fixture(autouse=True)
-def _settings(fake_api: FakeAPIServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The command reads the fake's URL and key from the environment, as a user's would."""
-    monkeypatch.setenv("OPENAI_API_KEY", fake_api.api_key)
-    monkeypatch.setenv("OPENAI_BASE_URL", fake_api.base_url)
-
-
-@pytest.fixture
-def offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A closed loopback port, for tests that run ``main`` outside the fake's loop.
-
-    The fake cannot answer while its loop is not running: a request sent by mistake fails
-    at once instead of hanging.
-    """
-    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
 
 
 @pytest.fixture
@@ -174,9 +160,8 @@ def test_bad_command_lines_exit_2(argv: list[str], capsys: pytest.CaptureFixture
     ],
     ids=["blank-after", "bad-base-url"],
 )
-@pytest.mark.usefixtures("offline")
 def test_bad_values_are_one_line_exit_2(
-    argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
+    argv: list[str], named: str, capsys: pytest.CaptureFixture[str], closed_port_env: None
 ) -> None:
     """An empty ``--after`` or a bad base URL: one line naming it, exit 2."""
     assert cli.main(argv) == 2

@@ -28,6 +28,10 @@ JOB = "ftjob-live"
 TIMELINE = JobTimeline(validating_files=2, queued=3, checkpoint_every=5)
 
 
+# The command reads the fake's URL and key from the environment, as a user's would.
+pytestmark = pytest.mark.usefixtures("fake_api_env")
+
+
 class Output(io.StringIO):
     """Standard output that notes, at each flush, the fake time and everything written so far.
 
@@ -50,23 +54,6 @@ class Output(io.StringIO):
 
     def lines(self) -> list[str]:
         return self.getvalue().splitlines()
-
-
-@pytest.fixture(autouse=True)
-def _settings(fake_api: FakeAPIServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The command reads the fake's URL and key from the environment, as a user's would."""
-    monkeypatch.setenv("OPENAI_API_KEY", fake_api.api_key)
-    monkeypatch.setenv("OPENAI_BASE_URL", fake_api.base_url)
-
-
-@pytest.fixture
-def offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A closed loopback port, for tests that run ``main`` outside the fake's loop.
-
-    The fake cannot answer while its loop is not running: a request sent by mistake fails
-    at once instead of hanging.
-    """
-    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
 
 
 async def watch(clock: FakeClock, *argv: str, out: Output | None = None) -> Run:
@@ -382,9 +369,8 @@ def test_bad_command_lines_exit_2(argv: list[str], capsys: pytest.CaptureFixture
     ],
     ids=["blank-job-id", "blank-since", "bad-base-url"],
 )
-@pytest.mark.usefixtures("offline")
 def test_bad_values_are_one_line_exit_2(
-    argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
+    argv: list[str], named: str, capsys: pytest.CaptureFixture[str], closed_port_env: None
 ) -> None:
     """A blank job id or ``--since``, a bad base URL: one line naming it, exit 2, nothing sent."""
     assert cli.main(argv) == 2

@@ -50,21 +50,13 @@ async def serving(fake: FakeAPIServer, clock: Clock) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def upstream(fake_api: FakeAPIServer, monkeypatch: pytest.MonkeyPatch) -> FakeAPIServer:
-    """The fake, named in the environment the app's lifespan reads."""
-    monkeypatch.setenv("OPENAI_API_KEY", fake_api.api_key)
-    monkeypatch.setenv("OPENAI_BASE_URL", fake_api.base_url)
-    return fake_api
-
-
-@pytest.fixture
-async def service(upstream: FakeAPIServer, fake_clock: FakeClock) -> AsyncIterator[str]:
+async def service(fake_api_env: FakeAPIServer, fake_clock: FakeClock) -> AsyncIterator[str]:
     """The example app on loopback; its client talks to the fake and waits on the fake's clock.
 
     Retries take no real time, and a watch's waits between polls move the fake's running
     jobs on, so a whole watch takes none either.
     """
-    async with serving(upstream, fake_clock) as base_url:
+    async with serving(fake_api_env, fake_clock) as base_url:
         yield base_url
 
 
@@ -348,20 +340,20 @@ class StuckClock(FakeClock):
 
 
 async def test_hanging_up_while_the_watch_waits_stops_it(
-    upstream: FakeAPIServer, fake_clock: FakeClock, http: aiohttp.ClientSession
+    fake_api_env: FakeAPIServer, fake_clock: FakeClock, http: aiohttp.ClientSession
 ) -> None:
     """A caller that hangs up between polls cancels the wait at once: no poll follows."""
-    upstream.add_running_job(LIVE, count=10, timeline=TIMELINE)
+    fake_api_env.add_running_job(LIVE, count=10, timeline=TIMELINE)
     fake_clock.advance(TIMELINE.running_from + 2 * TIMELINE.checkpoint_every)
     clock = StuckClock()
-    async with serving(upstream, clock) as service:
+    async with serving(fake_api_env, clock) as service:
         async with http.get(f"{service}/jobs/{LIVE}/checkpoints/watch?interval=30") as answer:
             first = orjson.loads(await answer.content.readline())
             await asyncio.wait_for(clock.waiting.wait(), timeout=10)
-            polled = len(upstream.requests)
+            polled = len(fake_api_env.requests)
             answer.close()  # hang up while the watch waits for its next poll
         await asyncio.wait_for(clock.cancelled.wait(), timeout=10)
         await asyncio.sleep(0.1)  # time for a poll, had the watch gone on
-        assert len(upstream.requests) == polled
+        assert len(fake_api_env.requests) == polled
     assert first["object"] == "fine_tuning.job.checkpoint"
     assert clock.sleeps == [pytest.approx(30, rel=0.1)]
