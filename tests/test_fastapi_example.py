@@ -290,12 +290,18 @@ async def test_watch_since_streams_only_newer_checkpoints(
 
 @pytest.mark.parametrize(
     ("query", "status"),
-    [("", 404), ("?interval=0", 422), ("?interval=soon", 422), ("?interval=86400", 422)],
+    [
+        ("", 404),
+        ("?interval=0", 422),
+        ("?interval=soon", 422),
+        ("?interval=86400", 422),
+        ("?since=", 422),
+    ],
 )
 async def test_watch_refuses_before_streaming(
     service: str, http: aiohttp.ClientSession, fake_api: FakeAPIServer, query: str, status: int
 ) -> None:
-    """An unknown job is a 404 and a bad interval a 422, before any line is sent."""
+    """An unknown job is a 404, a bad interval or an empty ``since`` a 422, before any line."""
     job = "ftjob-missing" if status == 404 else "ftjob-abc123"
     async with http.get(f"{service}/jobs/{job}/checkpoints/watch{query}") as answer:
         assert answer.status == status
