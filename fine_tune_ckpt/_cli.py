@@ -1,6 +1,7 @@
-"""The ``fine-tune-ckpt`` command: list checkpoints, run the offline demo, serve the fake.
+"""The ``fine-tune-ckpt`` command: list or watch checkpoints, list jobs, demo, serve the fake.
 
-Exit codes: 0 success, 1 API or network error (one line, no traceback), 2 usage error.
+Exit codes: 0 success, 1 API or network error (one line, no traceback) or a watched job
+that failed or was cancelled, 2 usage error, 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -12,17 +13,23 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
 from contextlib import aclosing
-from typing import IO
+from typing import IO, TYPE_CHECKING, cast
 
 from ._client import AsyncClient
+from ._clock import Clock
 from ._errors import APIError, FineTuneCkptError
-from ._models import Checkpoint
-from ._output import FORMATS, Writer
+from ._models import Checkpoint, FineTuningJob
+from ._output import CHECKPOINTS, FORMATS, JOBS, Writer
 from ._paging import AsyncCheckpointPager
 from ._selection import METRICS, BestSoFar, better_is, pick_best
 from ._version import __version__
+from ._watch import CheckpointWatcher
+
+if TYPE_CHECKING:  # the demo's fake is imported only when it runs
+    from .testing import FakeAPIServer, FakeClock
 
 __all__ = ["main"]
 
@@ -32,6 +39,11 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 DEMO_JOB_ID = "ftjob-demo"
+#: The running job the demo watches, on a fake clock.
+DEMO_WATCHED_JOB_ID = "ftjob-demo-live"
+#: Seconds between the polls of ``watch`` unless ``--interval`` says otherwise: the
+#: library's default.
+WATCH_INTERVAL = 30.0
 #: The job serve-fake runs in real time, beside the finished ones.
 RUNNING_JOB_ID = "ftjob-running"
 #: How many checkpoints that job makes before it succeeds.
@@ -43,11 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        if args.command == "list":
-            return asyncio.run(_list_command(args, sys.stdout, sys.stderr))
-        if args.command == "demo":
-            return asyncio.run(_demo_command(sys.stdout, sys.stderr))
-        return asyncio.run(_serve_command(args, sys.stdout, sys.stderr))
+        return asyncio.run(_run(args, sys.stdout, sys.stderr))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
@@ -59,10 +67,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
 
 
+async def _run(
+    args: argparse.Namespace, out: IO[str], err: IO[str], *, clock: Clock | None = None
+) -> int:
+    """Run the parsed command; the clients it makes wait on ``clock`` (tests: a fake one)."""
+    if args.command == "list":
+        return await _list_command(args, out, err, clock=clock)
+    if args.command == "watch":
+        return await _watch_command(args, out, err, clock=clock)
+    if args.command == "jobs":
+        return await _jobs_command(args, out, err, clock=clock)
+    if args.command == "demo":
+        return await _demo_command(out, err)
+    return await _serve_command(args, out, err)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fine-tune-ckpt",
-        description="List the checkpoints of fine-tuning jobs.",
+        description="List or watch the checkpoints of fine-tuning jobs.",
         epilog="Configuration comes from OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_ORG_ID and "
         "OPENAI_PROJECT_ID, as in the official SDK. Try `fine-tune-ckpt demo` first.",
     )
@@ -75,33 +98,50 @@ def _parser() -> argparse.ArgumentParser:
         description="List a job's checkpoints, newest first, across every page.",
     )
     listing.add_argument("job_id", metavar="JOB_ID", help="the fine-tuning job id")
-    listing.add_argument("--limit", type=_positive_int, help="page size asked of the API")
-    listing.add_argument("--after", help="start after this checkpoint id")
-    listing.add_argument("--max-items", type=_positive_int, help="stop after N checkpoints")
-    listing.add_argument(
-        "--format",
-        choices=FORMATS,
-        help="output format (default: table on a terminal, jsonl when piped)",
+    _add_paging_options(listing, "checkpoint")
+    _add_format_option(listing)
+    _add_best_option(listing, "print only the checkpoint to deploy by METRIC")
+    _add_client_options(listing)
+
+    watch = commands.add_parser(
+        "watch",
+        help="print a running job's checkpoints as they appear",
+        description="Print a job's checkpoints oldest first, then each new one as it "
+        "appears, until the job ends. Exit 0 when it succeeded, 1 when it failed or was "
+        "cancelled (its status and error on stderr) or on an API error (naming the "
+        "--since to resume with), 130 on Ctrl-C.",
     )
-    listing.add_argument(
-        "--best",
-        choices=METRICS,
-        metavar="METRIC",
-        help="print only the checkpoint to deploy by METRIC (losses: lowest wins; "
-        f"accuracies: highest wins); one of {', '.join(METRICS)}",
+    watch.add_argument("job_id", metavar="JOB_ID", help="the fine-tuning job id")
+    watch.add_argument(
+        "--interval",
+        type=_positive_seconds,
+        default=WATCH_INTERVAL,
+        metavar="SECONDS",
+        help="seconds between polls, give or take 10%% (default: %(default)g)",
     )
-    listing.add_argument("--base-url", help="API base URL (default: OPENAI_BASE_URL or the API)")
-    listing.add_argument(
-        "--max-retries", type=_non_negative_int, default=2, help="retries per request"
+    watch.add_argument(
+        "--since", metavar="ID", help="print only the checkpoints newer than this one"
     )
-    listing.add_argument("-v", "--verbose", action="store_true", help="log retries on stderr")
+    _add_format_option(watch)
+    _add_best_option(watch, "at the end, also name the checkpoint to deploy by METRIC")
+    _add_client_options(watch)
+
+    jobs = commands.add_parser(
+        "jobs",
+        help="list the account's fine-tuning jobs",
+        description="List the account's fine-tuning jobs, newest first, across every page.",
+    )
+    _add_paging_options(jobs, "job")
+    _add_format_option(jobs)
+    _add_client_options(jobs)
 
     commands.add_parser(
         "demo",
         help="run the main job offline against the built-in fake API",
         description="Start the fake API on a free loopback port, list a demo job's "
         "checkpoints through the real client (surviving one injected 429), print the "
-        "table and the best checkpoint, and stop the fake.",
+        "table and the best checkpoint, watch a running job on a fake clock (in no real "
+        "time), and stop the fake.",
     )
 
     serve = commands.add_parser(
@@ -153,6 +193,37 @@ def _parser() -> argparse.ArgumentParser:
         help="delay every answer by this long (default: none)",
     )
     return parser
+
+
+def _add_paging_options(command: argparse.ArgumentParser, item: str) -> None:
+    command.add_argument("--limit", type=_positive_int, help="page size asked of the API")
+    command.add_argument("--after", help=f"start after this {item} id")
+    command.add_argument("--max-items", type=_positive_int, help=f"stop after N {item}s")
+
+
+def _add_format_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="output format (default: table on a terminal, jsonl when piped)",
+    )
+
+
+def _add_best_option(command: argparse.ArgumentParser, what: str) -> None:
+    command.add_argument(
+        "--best",
+        choices=METRICS,
+        metavar="METRIC",
+        help=f"{what} (losses: lowest wins; accuracies: highest wins); one of {', '.join(METRICS)}",
+    )
+
+
+def _add_client_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--base-url", help="API base URL (default: OPENAI_BASE_URL or the API)")
+    command.add_argument(
+        "--max-retries", type=_non_negative_int, default=2, help="retries per request"
+    )
+    command.add_argument("-v", "--verbose", action="store_true", help="log retries on stderr")
 
 
 def _positive_int(text: str) -> int:
@@ -209,33 +280,48 @@ def _rate(text: str) -> float:
 # -- list ---------------------------------------------------------------------------
 
 
-async def _list_command(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+async def _list_command(
+    args: argparse.Namespace, out: IO[str], err: IO[str], *, clock: Clock | None = None
+) -> int:
     try:
-        client = AsyncClient(base_url=args.base_url, max_retries=args.max_retries)
+        client = _client(args, clock)
         pager = client.checkpoints.list(
             args.job_id, after=args.after, limit=args.limit, max_items=args.max_items
         )
     except (FineTuneCkptError, ValueError, TypeError) as exc:
-        # Bad settings (an argument or OPENAI_* variable): say which, in one line.
-        print(f"fine-tune-ckpt: error: {_printable(str(exc))}", file=err)
-        return EXIT_USAGE
-    output_format = args.format or ("table" if out.isatty() else "jsonl")
+        return _usage_error(exc, err)
+    output_format = _output_format(args, out)
     with _retry_log(err, enabled=args.verbose):
         async with client:
             items = _walk(pager, err, show_progress=err.isatty())
             try:
                 if args.best:
                     return await _print_best(items, args.best, output_format, out, err)
-                writer = Writer(output_format, out)
+                writer = Writer(output_format, out, CHECKPOINTS)
                 async for checkpoint in items:
                     writer.write(checkpoint)
                 writer.close()
             except APIError as exc:
-                print(_one_line(exc), file=err)
+                print(_one_line(exc, resume_option="--after"), file=err)
                 return EXIT_API_ERROR
             finally:
                 await items.aclose()
     return EXIT_OK
+
+
+def _client(args: argparse.Namespace, clock: Clock | None) -> AsyncClient:
+    """The client of a command, from its options and the OPENAI_* variables."""
+    return AsyncClient(base_url=args.base_url, max_retries=args.max_retries, clock=clock)
+
+
+def _usage_error(error: Exception, err: IO[str]) -> int:
+    # Bad settings (an argument or OPENAI_* variable): say which, in one line.
+    print(f"fine-tune-ckpt: error: {_printable(str(error))}", file=err)
+    return EXIT_USAGE
+
+
+def _output_format(args: argparse.Namespace, out: IO[str]) -> str:
+    return str(args.format or ("table" if out.isatty() else "jsonl"))
 
 
 async def _walk(
@@ -267,27 +353,39 @@ async def _print_best(
     ranking = BestSoFar(metric)
     async for checkpoint in items:
         ranking.offer(checkpoint)
-    best, seen = ranking.best, ranking.seen
+    best = ranking.best
     if best is None:
-        print(f"fine-tune-ckpt: none of {seen} checkpoints reports {metric}", file=err)
+        print(_no_best(ranking), file=err)
         return EXIT_API_ERROR
-    writer = Writer(output_format, out)
+    writer = Writer(output_format, out, CHECKPOINTS)
     writer.write(best)
     writer.close()
-    reason = (
-        f"Best by {metric} ({better_is(metric)} wins among {seen} checkpoints): "
-        f"step {best.step_number}, {metric}={getattr(best.metrics, metric)}"
-    )
-    print(reason, file=out if output_format == "table" else err)
+    print(_best_reason(ranking, best), file=out if output_format == "table" else err)
     return EXIT_OK
 
 
-def _one_line(error: APIError) -> str:
-    line = f"fine-tune-ckpt: error: {type(error).__name__}: {error.message}"
-    if error.request_id:
-        line += f" (request id {error.request_id})"
+def _best_reason(ranking: BestSoFar, best: Checkpoint) -> str:
+    metric = ranking.metric
+    return (
+        f"Best by {metric} ({better_is(metric)} wins among {ranking.seen} checkpoints): "
+        f"step {best.step_number}, {metric}={getattr(best.metrics, metric)}"
+    )
+
+
+def _no_best(ranking: BestSoFar) -> str:
+    return f"fine-tune-ckpt: none of {ranking.seen} checkpoints reports {ranking.metric}"
+
+
+def _one_line(error: FineTuneCkptError, *, resume_option: str) -> str:
+    """The error on one line, with the option and value that resume where it stopped."""
+    if isinstance(error, APIError):
+        line = f"fine-tune-ckpt: error: {type(error).__name__}: {error.message}"
+        if error.request_id:
+            line += f" (request id {error.request_id})"
+    else:
+        line = f"fine-tune-ckpt: error: {type(error).__name__}: {error}"
     if error.resume_after:
-        line += f"; resume with --after {error.resume_after}"
+        line += f"; resume with {resume_option} {error.resume_after}"
     # The message and ids come from the server: keep its newlines and escape codes off
     # the terminal.
     return _printable(line)
@@ -327,36 +425,151 @@ def _retry_log(err: IO[str], *, enabled: bool) -> Iterator[None]:
         logger.setLevel(previous_level)
 
 
+# -- watch --------------------------------------------------------------------------
+
+
+async def _watch_command(
+    args: argparse.Namespace, out: IO[str], err: IO[str], *, clock: Clock | None = None
+) -> int:
+    try:
+        client = _client(args, clock)
+        watcher = client.checkpoints.watch(
+            args.job_id, poll_interval=args.interval, since=args.since
+        )
+    except (FineTuneCkptError, ValueError, TypeError) as exc:
+        return _usage_error(exc, err)
+    with _retry_log(err, enabled=args.verbose):
+        async with client:
+            return await _follow(watcher, _output_format(args, out), args.best, out, err)
+
+
+async def _follow(
+    watcher: CheckpointWatcher,
+    output_format: str,
+    metric: str | None,
+    out: IO[str],
+    err: IO[str],
+) -> int:
+    """Write each checkpoint as the watch yields it; then the best one, and how the job ended.
+
+    Returns 0 if the job succeeded (and, with ``metric``, a checkpoint reports it), else 1.
+    """
+    writer = Writer(output_format, out, CHECKPOINTS)
+    ranking = BestSoFar(metric) if metric else None
+    try:
+        async with aclosing(aiter(watcher)) as checkpoints:
+            async for checkpoint in checkpoints:
+                writer.write(checkpoint)
+                out.flush()  # a pipe sees each checkpoint when it appears, not at the end
+                if ranking is not None:
+                    ranking.offer(checkpoint)
+    except FineTuneCkptError as exc:
+        writer.close()  # what was printed stays valid JSON; the exit code says it is partial
+        print(_one_line(exc, resume_option="--since"), file=err)
+        return EXIT_API_ERROR
+    except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels us, then main returns 130
+        writer.close()
+        line = "fine-tune-ckpt: interrupted"
+        if watcher.since is not None:
+            line += f"; resume with --since {watcher.since}"
+        print(_printable(line), file=err)
+        raise
+    writer.close()
+    code = EXIT_OK
+    if ranking is not None:
+        if ranking.best is None:
+            print(_no_best(ranking), file=err)
+            code = EXIT_API_ERROR
+        else:
+            reason = f"{_best_reason(ranking, ranking.best)}: deploy "
+            reason += ranking.best.fine_tuned_model_checkpoint
+            print(_printable(reason), file=out if output_format == "table" else err)
+    # Set by the poll that saw the job end, which is what ended the watch.
+    job = cast(FineTuningJob, watcher.job)
+    print(_job_line(job), file=err)
+    return code if job.status == "succeeded" else EXIT_API_ERROR
+
+
+def _job_line(job: FineTuningJob) -> str:
+    """How a job ended, on one line: its fine-tuned model, or its error."""
+    line = f"fine-tune-ckpt: job {job.id} {job.status}"
+    if job.fine_tuned_model:
+        line += f": {job.fine_tuned_model}"
+    if job.error is not None:
+        line += f": {job.error.code}: {job.error.message}"
+        if job.error.param:
+            line += f" (param {job.error.param})"
+    # The status and error come from the server.
+    return _printable(line)
+
+
+# -- jobs ---------------------------------------------------------------------------
+
+
+async def _jobs_command(
+    args: argparse.Namespace, out: IO[str], err: IO[str], *, clock: Clock | None = None
+) -> int:
+    try:
+        client = _client(args, clock)
+        pager = client.jobs.list(after=args.after, limit=args.limit, max_items=args.max_items)
+    except (FineTuneCkptError, ValueError, TypeError) as exc:
+        return _usage_error(exc, err)
+    writer = Writer(_output_format(args, out), out, JOBS)
+    with _retry_log(err, enabled=args.verbose):
+        async with client, aclosing(aiter(pager)) as jobs:
+            try:
+                async for job in jobs:
+                    writer.write(job)
+            except APIError as exc:
+                print(_one_line(exc, resume_option="--after"), file=err)
+                return EXIT_API_ERROR
+    writer.close()
+    return EXIT_OK
+
+
 # -- demo ---------------------------------------------------------------------------
 
 
 async def _demo_command(out: IO[str], err: IO[str]) -> int:
-    from .testing import FakeAPIServer, Fault
+    from .testing import FakeAPIServer, FakeClock
 
-    async with FakeAPIServer() as fake:
-        fake.add_job(DEMO_JOB_ID, count=30)
-        # The second page is refused once with 429 + Retry-After, to show the retry.
-        fake.inject(Fault(), Fault(status=429, retry_after=1))
-        print(f"fine-tune-ckpt: demo: fake API on {fake.base_url}, job {DEMO_JOB_ID}", file=err)
-        with _retry_log(err, enabled=True):
-            async with AsyncClient(api_key=fake.api_key, base_url=fake.base_url) as client:
-                writer = Writer("table", out)
-                checkpoints = []
-                pages = 0
-                try:
-                    async for page in client.checkpoints.list(DEMO_JOB_ID, limit=10).pages():
-                        pages += 1
-                        print(
-                            f"fine-tune-ckpt: demo: page {pages}: {len(page.data)} checkpoints",
-                            file=err,
-                        )
-                        for checkpoint in page.data:
-                            writer.write(checkpoint)
-                            checkpoints.append(checkpoint)
-                except APIError as exc:
-                    print(_one_line(exc), file=err)
-                    return EXIT_API_ERROR
-                writer.close()
+    # The fake's running job moves on this clock, and so does the client that watches it:
+    # each wait between polls moves the job on at once. Dated from now, as a real job is.
+    clock = FakeClock(wall_start=time.time())
+    async with FakeAPIServer(clock=clock) as fake:
+        code = await _demo_listing(fake, out, err)
+        if code == EXIT_OK:
+            code = await _demo_watch(fake, clock, out, err)
+    return code
+
+
+async def _demo_listing(fake: FakeAPIServer, out: IO[str], err: IO[str]) -> int:
+    """List a finished job's checkpoints through one 429, then name the one to deploy."""
+    from .testing import Fault
+
+    fake.add_job(DEMO_JOB_ID, count=30)
+    # The second page is refused once with 429 + Retry-After, to show the retry.
+    fake.inject(Fault(), Fault(status=429, retry_after=1))
+    print(f"fine-tune-ckpt: demo: fake API on {fake.base_url}, job {DEMO_JOB_ID}", file=err)
+    with _retry_log(err, enabled=True):
+        async with AsyncClient(api_key=fake.api_key, base_url=fake.base_url) as client:
+            writer = Writer("table", out, CHECKPOINTS)
+            checkpoints = []
+            pages = 0
+            try:
+                async for page in client.checkpoints.list(DEMO_JOB_ID, limit=10).pages():
+                    pages += 1
+                    print(
+                        f"fine-tune-ckpt: demo: page {pages}: {len(page.data)} checkpoints",
+                        file=err,
+                    )
+                    for checkpoint in page.data:
+                        writer.write(checkpoint)
+                        checkpoints.append(checkpoint)
+            except APIError as exc:
+                print(_one_line(exc, resume_option="--after"), file=err)
+                return EXIT_API_ERROR
+            writer.close()
     best = pick_best(checkpoints, "full_valid_loss")
     if best is None:
         print("fine-tune-ckpt: demo: no checkpoint reports full_valid_loss", file=err)
@@ -368,6 +581,27 @@ async def _demo_command(out: IO[str], err: IO[str]) -> int:
         file=out,
     )
     return EXIT_OK
+
+
+async def _demo_watch(fake: FakeAPIServer, clock: FakeClock, out: IO[str], err: IO[str]) -> int:
+    """Watch a job run to the end on the fake clock: minutes of polls in no real time."""
+    from .testing import JobTimeline
+
+    timeline = JobTimeline(validating_files=30, queued=60, checkpoint_every=120)
+    fake.add_running_job(DEMO_WATCHED_JOB_ID, count=4, timeline=timeline)
+    started = clock.monotonic()
+    print(f"\nWatching {DEMO_WATCHED_JOB_ID} as it runs, on a fake clock:", file=out)
+    async with AsyncClient(api_key=fake.api_key, base_url=fake.base_url, clock=clock) as client:
+        watcher = client.checkpoints.watch(DEMO_WATCHED_JOB_ID, poll_interval=60)
+        code = await _follow(watcher, "table", None, out, err)
+    if code == EXIT_OK:
+        minutes = (clock.monotonic() - started) / 60
+        print(
+            f"{len(clock.sleeps) + 1} polls a minute apart followed it for {minutes:.0f} "
+            "minutes of fake time, in no real time.",
+            file=out,
+        )
+    return code
 
 
 # -- serve-fake ---------------------------------------------------------------------

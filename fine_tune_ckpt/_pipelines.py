@@ -287,7 +287,7 @@ async def best_checkpoint(
     """Return the checkpoint to deploy by ``metric``, or ``None`` if none reports it.
 
     Losses (``*_loss``): lowest wins; accuracies: highest wins. Checkpoints without the
-    metric are skipped; on a tie, the first listed (the newest) wins. Pass a pager:
+    metric are skipped; on a tie, the later checkpoint (the higher step) wins. Pass a pager:
     ``await best_checkpoint(client.checkpoints.list(job_id), "full_valid_loss")``. Only
     the best so far is kept, so any number of checkpoints fits in memory.
     """

@@ -32,8 +32,9 @@ def better_is(metric: Metric | str) -> Literal["lowest", "highest"]:
 class BestSoFar:
     """The best checkpoint by one metric among those offered so far, keeping nothing else.
 
-    Checkpoints without the metric are skipped. On a tie the first offered wins, which in
-    the API's newest-first order is the latest checkpoint.
+    Checkpoints without the metric are skipped. On a tie the later checkpoint (the higher
+    step) wins, in whatever order they are offered: a listing (newest first) and a watch
+    (oldest first) pick the same one.
     """
 
     def __init__(self, metric: Metric | str) -> None:
@@ -52,10 +53,12 @@ class BestSoFar:
         value = getattr(checkpoint.metrics, self.metric)
         if value is None:
             return
+        best = self.best
         if (
-            self.best is None
+            best is None
             or (self._lowest_wins and value < self._best_value)
             or (not self._lowest_wins and value > self._best_value)
+            or (value == self._best_value and checkpoint.step_number > best.step_number)
         ):
             self.best, self._best_value = checkpoint, value
 

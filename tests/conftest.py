@@ -108,3 +108,23 @@ async def client(fake_api: FakeAPIServer, fake_clock: FakeClock) -> AsyncIterato
         api_key=fake_api.api_key, base_url=fake_api.base_url, clock=fake_clock
     ) as bound:
         yield bound
+
+
+@pytest.fixture
+def fake_api_env(fake_api: FakeAPIServer, monkeypatch: pytest.MonkeyPatch) -> FakeAPIServer:
+    """``fake_api``, named in OPENAI_API_KEY and OPENAI_BASE_URL as a user's settings would."""
+    monkeypatch.setenv("OPENAI_API_KEY", fake_api.api_key)
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_api.base_url)
+    return fake_api
+
+
+@pytest.fixture
+def closed_port_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OPENAI_BASE_URL at a closed loopback port, for tests that run ``main`` in this thread.
+
+    The fake cannot answer while its loop is not running: a request sent by mistake fails
+    at once instead of hanging. Named as a test's argument, it is set after fixtures a
+    module applies with ``usefixtures`` (such as ``fake_api_env``), so it wins.
+    """
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import socket
 import sys
@@ -62,13 +63,24 @@ def _for(fake: FakeAPIServer) -> dict[str, str]:
 
 
 async def test_demo_runs_the_main_job_offline() -> None:
-    """``demo`` lists every page through a 429 and names the checkpoint to deploy."""
+    """``demo`` lists every page through a 429, names the checkpoint to deploy, then watches."""
     run = await _run("demo")
     assert run.code == 0, run.err
     assert "FULL_VALID_LOSS" in run.out
     assert "30 checkpoints in 3 pages. Deploy ft:gpt-4o-mini-2024-07-18:" in run.out
     assert "Retrying in 1.00 s" in run.err
     assert "status 429" in run.err
+    # Then a running job watched to its end on a fake clock: minutes of it in no real time.
+    watched = run.out.split("Watching ftjob-demo-live as it runs, on a fake clock:\n", 1)[1]
+    header, *rows, summary = watched.splitlines()
+    assert header.split()[:2] == ["STEP", "CREATED"]
+    assert [row.split()[0] for row in rows] == ["100", "200", "300", "400"]
+    assert re.fullmatch(
+        r"\d+ polls a minute apart followed it for \d+ minutes of fake time, in no real time\.",
+        summary,
+    )
+    assert run.err.splitlines()[-1].startswith("fine-tune-ckpt: job ftjob-demo-live succeeded: ft:")
+    assert len(run.out.splitlines()) < 45  # short: the table of 30, then the watch
 
 
 async def test_list_writes_wire_json_lines_when_piped(fake_api: FakeAPIServer) -> None:

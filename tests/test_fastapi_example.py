@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import logging
 import socket
@@ -16,8 +17,8 @@ import aiohttp
 import orjson
 import pytest
 
-from fine_tune_ckpt import AsyncClient, Checkpoint, to_wire
-from fine_tune_ckpt.testing import FakeAPIServer, FakeClock, Fault
+from fine_tune_ckpt import AsyncClient, Checkpoint, Clock, to_wire
+from fine_tune_ckpt.testing import FakeAPIServer, FakeClock, Fault, JobTimeline
 
 EXAMPLE = Path(__file__).parent.parent / "docs" / "examples" / "fastapi_app.py"
 JOB = "ftjob-abc123"
@@ -36,20 +37,27 @@ def _load_example() -> ModuleType:
 example = _load_example()
 
 
-@pytest.fixture
-async def service(fake_api: FakeAPIServer, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
-    """The example app on loopback; its client talks to the fake and retries instantly."""
-    monkeypatch.setenv("OPENAI_API_KEY", fake_api.api_key)
-    monkeypatch.setenv("OPENAI_BASE_URL", fake_api.base_url)
-    async with AsyncClient(
-        api_key=fake_api.api_key, base_url=fake_api.base_url, clock=FakeClock()
-    ) as client:
+@contextlib.asynccontextmanager
+async def serving(fake: FakeAPIServer, clock: Clock) -> AsyncIterator[str]:
+    """Serve the example app on loopback, its client bound to ``fake`` and waiting on ``clock``."""
+    async with AsyncClient(api_key=fake.api_key, base_url=fake.base_url, clock=clock) as client:
         example.app.dependency_overrides[example.get_client] = lambda: client
         try:
             async with example.serve(example.app) as base_url:
                 yield base_url
         finally:
             example.app.dependency_overrides.clear()
+
+
+@pytest.fixture
+async def service(fake_api_env: FakeAPIServer, fake_clock: FakeClock) -> AsyncIterator[str]:
+    """The example app on loopback; its client talks to the fake and waits on the fake's clock.
+
+    Retries take no real time, and a watch's waits between polls move the fake's running
+    jobs on, so a whole watch takes none either.
+    """
+    async with serving(fake_api_env, fake_clock) as base_url:
+        yield base_url
 
 
 @pytest.fixture
@@ -210,3 +218,148 @@ async def test_hanging_up_mid_stream_logs_little_and_stops_the_walk(
     failed_sends = [r for r in caplog.records if "socket.send() raised exception" in r.message]
     assert len(failed_sends) <= 2, f"{len(failed_sends)} failed-send warnings"
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+# ---- the watch endpoint ---------------------------------------------------------------
+
+LIVE = "ftjob-live"
+TIMELINE = JobTimeline(validating_files=2, queued=3, checkpoint_every=5)
+
+
+async def _watch(http: aiohttp.ClientSession, url: str) -> list[dict[str, object]]:
+    """GET a watch and read it to its end, one NDJSON line at a time."""
+    async with http.get(url) as answer:
+        assert answer.status == 200
+        assert answer.content_type == "application/x-ndjson"
+        return [orjson.loads(line) async for line in answer.content]
+
+
+async def test_watch_streams_each_new_checkpoint_then_the_finished_job(
+    service: str, http: aiohttp.ClientSession, fake_api: FakeAPIServer
+) -> None:
+    """A running job: its checkpoints oldest first, as they appear, then the job, succeeded."""
+    made = fake_api.add_running_job(LIVE, count=5, timeline=TIMELINE)
+    lines = await _watch(http, f"{service}/jobs/{LIVE}/checkpoints/watch?interval=2")
+    *checkpoints, job = lines
+    assert checkpoints == [to_wire(c) for c in reversed(made)]
+    assert job["object"] == "fine_tuning.job"
+    assert job["id"] == LIVE
+    assert job["status"] == "succeeded"
+    assert isinstance(job["fine_tuned_model"], str)
+
+
+@pytest.mark.parametrize("outcome", ["failed", "cancelled"])
+async def test_watch_ends_with_the_job_however_it_ended(
+    service: str, http: aiohttp.ClientSession, fake_api: FakeAPIServer, outcome: str
+) -> None:
+    """A failed or cancelled job ends the stream too: the last line says how, error included."""
+    timeline = JobTimeline(
+        validating_files=2,
+        queued=3,
+        checkpoint_every=5,
+        outcome=outcome,  # type: ignore[arg-type]
+        error_code="invalid_training_file",
+        error_message="bad line 3",
+        error_param="training_file",
+    )
+    made = fake_api.add_running_job(LIVE, count=2, timeline=timeline)
+    *checkpoints, job = await _watch(http, f"{service}/jobs/{LIVE}/checkpoints/watch?interval=4")
+    assert [c["id"] for c in checkpoints] == [c.id for c in reversed(made)]
+    assert job["status"] == outcome
+    if outcome == "failed":
+        assert job["error"] == {
+            "code": "invalid_training_file",
+            "message": "bad line 3",
+            "param": "training_file",
+        }
+    else:
+        assert job["error"] is None
+
+
+async def test_watch_since_streams_only_newer_checkpoints(
+    service: str, http: aiohttp.ClientSession, fake_api: FakeAPIServer, fake_clock: FakeClock
+) -> None:
+    """``since``: only the checkpoints after it; a job already over ends the stream at once."""
+    made = list(reversed(fake_api.add_running_job(LIVE, count=6, timeline=TIMELINE)))
+    fake_clock.advance(TIMELINE.duration(6))
+    url = f"{service}/jobs/{LIVE}/checkpoints/watch?since={made[3].id}"
+    *checkpoints, job = await _watch(http, url)
+    assert [c["id"] for c in checkpoints] == [c.id for c in made[4:]]
+    assert job["status"] == "succeeded"
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        ("", 404),
+        ("?interval=0", 422),
+        ("?interval=soon", 422),
+        ("?interval=86400", 422),
+        ("?since=", 422),
+    ],
+)
+async def test_watch_refuses_before_streaming(
+    service: str, http: aiohttp.ClientSession, fake_api: FakeAPIServer, query: str, status: int
+) -> None:
+    """An unknown job is a 404, a bad interval or an empty ``since`` a 422, before any line."""
+    job = "ftjob-missing" if status == 404 else "ftjob-abc123"
+    async with http.get(f"{service}/jobs/{job}/checkpoints/watch{query}") as answer:
+        assert answer.status == status
+        assert answer.content_type == "application/json"
+
+
+async def test_a_failure_mid_watch_ends_with_the_since_that_resumes_it(
+    service: str, http: aiohttp.ClientSession, fake_api: FakeAPIServer, fake_clock: FakeClock
+) -> None:
+    """A poll failing after its retries ends the stream; ``since=resume_after`` goes on exactly."""
+    made = list(reversed(fake_api.add_running_job(LIVE, count=6, timeline=TIMELINE)))
+    fake_clock.advance(TIMELINE.running_from + 2 * TIMELINE.checkpoint_every)
+    # The job read before streaming, then two polls (job, page) pass; the third fails.
+    fake_api.inject(*[Fault()] * 5, *[Fault(status=500)] * 3)
+    *checkpoints, failure = await _watch(
+        http, f"{service}/jobs/{LIVE}/checkpoints/watch?interval=2"
+    )
+    assert len(checkpoints) >= 2
+    assert failure == {"error": "InternalServerError", "resume_after": checkpoints[-1]["id"]}
+    url = f"{service}/jobs/{LIVE}/checkpoints/watch?interval=2&since={failure['resume_after']}"
+    *rest, job = await _watch(http, url)
+    assert [c["id"] for c in checkpoints + rest] == [c.id for c in made]
+    assert job["status"] == "succeeded"
+
+
+class StuckClock(FakeClock):
+    """A client clock whose waits last until cancelled, noting that they were."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting = asyncio.Event()
+        self.cancelled = asyncio.Event()
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.waiting.set()
+        try:
+            await asyncio.Event().wait()  # never set
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+
+
+async def test_hanging_up_while_the_watch_waits_stops_it(
+    fake_api_env: FakeAPIServer, fake_clock: FakeClock, http: aiohttp.ClientSession
+) -> None:
+    """A caller that hangs up between polls cancels the wait at once: no poll follows."""
+    fake_api_env.add_running_job(LIVE, count=10, timeline=TIMELINE)
+    fake_clock.advance(TIMELINE.running_from + 2 * TIMELINE.checkpoint_every)
+    clock = StuckClock()
+    async with serving(fake_api_env, clock) as service:
+        async with http.get(f"{service}/jobs/{LIVE}/checkpoints/watch?interval=30") as answer:
+            first = orjson.loads(await answer.content.readline())
+            await asyncio.wait_for(clock.waiting.wait(), timeout=10)
+            polled = len(fake_api_env.requests)
+            answer.close()  # hang up while the watch waits for its next poll
+        await asyncio.wait_for(clock.cancelled.wait(), timeout=10)
+        await asyncio.sleep(0.1)  # time for a poll, had the watch gone on
+        assert len(fake_api_env.requests) == polled
+    assert first["object"] == "fine_tuning.job.checkpoint"
+    assert clock.sleeps == [pytest.approx(30, rel=0.1)]

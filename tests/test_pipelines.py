@@ -20,6 +20,7 @@ from fine_tune_ckpt import (
     resume_walk,
     walk_jobs,
 )
+from fine_tune_ckpt._selection import pick_best
 from fine_tune_ckpt.testing import FakeAPIServer, FakeClock, Fault
 
 
@@ -215,6 +216,14 @@ async def test_best_checkpoint_by_loss_and_by_accuracy(
     assert best_loss.step_number == 3
     assert best_accuracy is not None
     assert best_accuracy.step_number == 2
+
+
+def test_a_tie_goes_to_the_later_checkpoint_in_any_order(ranked: list[Checkpoint]) -> None:
+    """On a tie the higher step wins, whether offered newest first (a listing) or oldest first."""
+    for order in (ranked, ranked[::-1]):
+        best = pick_best(order, "full_valid_loss")
+        assert best is not None
+        assert best.step_number == 3
 
 
 async def test_best_checkpoint_when_none_reports_the_metric(

@@ -8,6 +8,9 @@ sensible HTTP answers, never a 500 with a traceback:
 - an upstream 429 becomes 503 with ``Retry-After``;
 - any other upstream failure becomes 502 carrying the upstream request id.
 
+Two endpoints stream NDJSON: every checkpoint of a job, and a running job's checkpoints as
+they appear until it ends (a watch). A caller that hangs up stops either at once.
+
 Run ``python docs/examples/fastapi_app.py`` for a self-contained demo: it starts the
 built-in fake API, serves this app with uvicorn on 127.0.0.1, calls each endpoint, and
 stops. In production: ``uvicorn fastapi_app:app`` with OPENAI_API_KEY set.
@@ -155,6 +158,53 @@ async def stream_all(job_id: str, client: Client, request: Request) -> Streaming
     return StreamingResponse(chunks(), media_type="application/x-ndjson")
 
 
+@app.get("/jobs/{job_id}/checkpoints/watch")
+async def watch(
+    job_id: str,
+    client: Client,
+    request: Request,
+    since: str | None = None,
+    interval: Annotated[float, Query(ge=1, le=3600)] = 30.0,
+) -> StreamingResponse:
+    """A running job's checkpoints as NDJSON, each as it appears, then the job once it ends.
+
+    Every line is an API object, told apart by ``object``: the checkpoints
+    (``fine_tuning.job.checkpoint``) oldest first, as polls ``interval`` seconds apart
+    find them (only those newer than ``since``, if given); then one last line, the job
+    itself (``fine_tuning.job``) with its final ``status`` and its ``fine_tuned_model``
+    or ``error``. The job is read before the answer starts, so an unknown job is still a
+    404. A failure later ends the stream with an error line whose ``resume_after`` is the
+    ``since`` that goes on with no gap and no duplicate.
+
+    A caller that hangs up stops the watch at once, even while it waits between polls:
+    Starlette cancels the stream when the server reports the disconnect, which cancels
+    the wait or the request in progress.
+    """
+    try:
+        watcher = client.checkpoints.watch(job_id, poll_interval=interval, since=since)
+    except ValueError as error:
+        raise HTTPException(status_code=422, detail=str(error)) from None
+    await client.jobs.retrieve(job_id)  # an unknown job: 404 before the stream starts
+
+    async def lines() -> AsyncIterator[bytes]:
+        try:
+            async with aclosing(aiter(watcher)) as checkpoints:
+                async for checkpoint in checkpoints:
+                    yield orjson.dumps(to_wire(checkpoint)) + b"\n"
+                    # As in stream_all: let a failed send be seen, then stop if nobody reads.
+                    await asyncio.sleep(0)
+                    if await request.is_disconnected():
+                        return
+        except FineTuneCkptError as error:
+            failure = {"error": type(error).__name__, "resume_after": error.resume_after}
+            yield orjson.dumps(failure) + b"\n"
+            return
+        if watcher.job is not None:  # the job as the poll that saw it end read it
+            yield orjson.dumps(to_wire(watcher.job)) + b"\n"
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
 @app.get("/jobs/{job_id}/best")
 async def best(job_id: str, client: Client, metric: Metric = "full_valid_loss") -> Response:
     """The checkpoint to deploy by one metric (losses: lowest wins; accuracies: highest)."""
@@ -188,10 +238,13 @@ async def serve(application: FastAPI) -> AsyncIterator[str]:
 
 async def demo() -> None:
     """Start the fake API and this app, call each endpoint, print what came back."""
-    from fine_tune_ckpt.testing import FakeAPIServer, Fault
+    from fine_tune_ckpt.testing import FakeAPIServer, Fault, JobTimeline
 
     async with FakeAPIServer() as fake:
         fake.add_job("ftjob-abc123", count=150)
+        # A job that runs in real time: three checkpoints within the first second.
+        quick = JobTimeline(validating_files=0, queued=0, checkpoint_every=0.25)
+        fake.add_running_job("ftjob-live", count=3, timeline=quick)
         os.environ["OPENAI_API_KEY"] = fake.api_key
         os.environ["OPENAI_BASE_URL"] = fake.base_url
         async with serve(app) as base_url, aiohttp.ClientSession() as http:
@@ -204,6 +257,14 @@ async def demo() -> None:
             async with http.get(f"{base_url}/jobs/ftjob-abc123/checkpoints/stream") as answer:
                 lines = (await answer.text()).splitlines()
             print(f"GET stream: {answer.status}, {len(lines)} NDJSON lines")
+            async with http.get(
+                f"{base_url}/jobs/ftjob-live/checkpoints/watch?interval=1"
+            ) as answer:
+                watched = [orjson.loads(line) async for line in answer.content]
+            print(
+                f"GET watch: {answer.status}, {len(watched) - 1} checkpoints as they appeared, "
+                f"then the job: {watched[-1]['status']}"
+            )
             async with http.get(f"{base_url}/jobs/ftjob-abc123/best") as answer:
                 winner = await answer.json()
             print(
