@@ -8,11 +8,16 @@ How a watch goes:
 - Each poll reads the job first, then the checkpoints. Read in that order, a job seen in
   a final status means every checkpoint it will ever have is already listed, so the last
   poll misses none.
-- The checkpoints are listed newest first, so a poll reads pages only until it reaches
-  the newest checkpoint already yielded (the *boundary*), one page at a time, without
-  reading ahead: usually one request. The first poll has no boundary unless ``since`` gave
+- The checkpoints are listed newest first, so a poll reads pages only until it has passed
+  the newest checkpoint the last poll listed (the *anchor*), one page at a time, without
+  reading ahead: usually one request. The first poll has no anchor unless ``since`` gave
   one, and reads them all.
-- What a poll found is yielded oldest first; a checkpoint id is never yielded twice.
+- New is decided by id, not by place: every id a listing showed is remembered, so a
+  server that lists a fresh checkpoint after the anchor (made in the same second, or out
+  of order) loses nothing. Only past ``since`` does place decide, as what lies beyond it
+  was never read: there a checkpoint is new only if it is not older than ``since``.
+- What a poll found is yielded sorted by time, then step (oldest first); a checkpoint id is
+  never yielded twice.
 - The watch ends after the poll that saw the job succeeded, failed or cancelled.
 - Between polls it sleeps ``poll_interval`` give or take 10% (so that many watchers
   started together drift apart), or longer when the last answers asked for it with
@@ -26,18 +31,19 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence, Set
 from contextlib import aclosing
+from datetime import datetime
 from typing import Final
 
 from ._clock import Clock
 from ._errors import FineTuneCkptError
-from ._metadata import ResponseInfo
 from ._models import Checkpoint, FineTuningJob
 from ._paging import AsyncCheckpointPager
 from ._retry import retry_after_seconds
 
-__all__ = ["CheckpointWatcher", "newer_checkpoints", "poll_delay"]
+__all__ = ["CheckpointWatcher", "find_anchor", "new_checkpoints", "poll_delay"]
 
 #: Polls are spaced by the interval times a factor drawn from 1 +- this.
 POLL_JITTER: Final = 0.1
@@ -46,30 +52,70 @@ POLL_JITTER: Final = 0.1
 Since = str | Checkpoint | None
 
 
-def newer_checkpoints(
-    page: Sequence[Checkpoint], boundary: Since
-) -> tuple[list[Checkpoint], Checkpoint | None]:
-    """Split a newest-first page at ``boundary``: the checkpoints before it, and where it ended.
+def _order(checkpoint: Checkpoint) -> tuple[datetime, int]:
+    """Where a checkpoint falls in time: created first, then lower step, is older."""
+    return checkpoint.created_at, checkpoint.step_number
 
-    Returns the checkpoints newer than ``boundary`` (in the page's order) and the
-    checkpoint the page stopped at, or ``None`` when the boundary is not on this page (the
-    next page may hold it). A boundary given by id stops only at that id. A record stops
-    at its own id too, or at the first checkpoint older than it (created earlier, or at
-    the same second with a lower step): the API keeps only a job's most recent
-    checkpoints, and one seen before may be gone.
+
+def find_anchor(
+    page: Sequence[Checkpoint], anchor: Since, *, found: Checkpoint | None = None
+) -> tuple[Checkpoint | None, bool]:
+    """Look for a poll's anchor on a newest-first page; say whether the poll may stop.
+
+    The anchor is the newest checkpoint the last poll listed (or ``since``): the poll reads
+    pages until it has passed it. Returns the anchor's record once listed (``found`` if an
+    earlier page had it) and whether reading may stop after this page: the anchor is
+    listed and this page ends with a checkpoint strictly older than it (a checkpoint made
+    in the same second could follow on the next page). A record the API no longer lists
+    counts as passed at the first checkpoint strictly older than it: the API keeps only a
+    job's most recent checkpoints. An id is only ever found as itself.
     """
-    if boundary is None:
-        return list(page), None
-    if isinstance(boundary, str):
-        for index, checkpoint in enumerate(page):
-            if checkpoint.id == boundary:
-                return list(page[:index]), checkpoint
-        return list(page), None
-    edge = (boundary.created_at, boundary.step_number)
-    for index, checkpoint in enumerate(page):
-        if checkpoint.id == boundary.id or (checkpoint.created_at, checkpoint.step_number) < edge:
-            return list(page[:index]), checkpoint
-    return list(page), None
+    if anchor is None or not page:
+        return found, False
+    if found is None:
+        for checkpoint in page:
+            if checkpoint.id == (anchor if isinstance(anchor, str) else anchor.id):
+                found = checkpoint
+                break
+            if isinstance(anchor, Checkpoint) and _order(checkpoint) < _order(anchor):
+                found = anchor  # gone from the listing: this is where it would be
+                break
+    if found is None:
+        return None, False
+    return found, page[-1].created_at < found.created_at
+
+
+def new_checkpoints(
+    listed: Sequence[Checkpoint],
+    anchor: Checkpoint | None,
+    *,
+    known: Set[str],
+    complete: bool,
+) -> list[Checkpoint]:
+    """The checkpoints of a poll's listing to yield, oldest first.
+
+    ``listed`` is what the poll read, newest first, ``known`` the ids any listing showed
+    before (and ``since``). A checkpoint not known is new if it is listed before the
+    anchor; listed after it, it is new when the watch has seen the whole listing since its
+    start (``complete``: a server that lists a fresh checkpoint out of order, or one made
+    in the anchor's second, loses nothing), or else if it is not older than the anchor
+    (checkpoints past ``since`` were never read, and are older). They come out sorted by
+    time, then step, whatever order the server listed them in.
+    """
+    fresh: list[Checkpoint] = []
+    taken: set[str] = set()  # a server may list one twice, even within one poll
+    passed = False
+    for checkpoint in listed:
+        if anchor is not None and not passed:
+            passed = checkpoint.id == anchor.id or _order(checkpoint) < _order(anchor)
+        if checkpoint.id in known or checkpoint.id in taken:
+            continue
+        if not passed or complete or anchor is None or _order(checkpoint) >= _order(anchor):
+            fresh.append(checkpoint)
+            taken.add(checkpoint.id)
+    fresh.reverse()  # the listing's own order breaks ties of time and step
+    fresh.sort(key=_order)
+    return fresh
 
 
 def poll_delay(
@@ -159,10 +205,20 @@ class CheckpointWatcher:
         self.last_checkpoint: Checkpoint | None = None
         self._list = list_checkpoints
         self._retrieve = retrieve_job
-        self._boundary: Since = since
+        self._since: str | None = since.id if isinstance(since, Checkpoint) else since
+        # Where the next poll stops reading: the newest checkpoint the last one listed.
+        self._anchor: Since = since
+        # Every id a listing showed (or since): never yielded again.
+        self._known: set[str] = set() if self._since is None else {self._since}
+        # Whether the listings read cover the job from its first checkpoint (no since).
+        self._complete = since is None
+        self._pending: deque[Checkpoint] = deque()
+        # The headers of the last poll's answers (they may ask for a longer wait); None
+        # before the first poll, which waits for nothing.
+        self._waits: list[Mapping[str, str]] | None = None
+        self._ended = False  # a poll found the job over: nothing more will come
         self._clock = clock
         self._draw = draw
-        self._yielded: set[str] = set()
 
     def __repr__(self) -> str:
         """Show what is watched, and from where."""
@@ -174,8 +230,7 @@ class CheckpointWatcher:
     @property
     def since(self) -> str | None:
         """The id to pass as ``since=`` to go on from here: the newest checkpoint yielded."""
-        boundary = self._boundary
-        return boundary.id if isinstance(boundary, Checkpoint) else boundary
+        return self._since
 
     def __aiter__(self) -> AsyncGenerator[Checkpoint, None]:
         """Yield each checkpoint once, oldest first, until the job ends.
@@ -187,52 +242,52 @@ class CheckpointWatcher:
 
     async def _watch(self) -> AsyncGenerator[Checkpoint, None]:
         while True:
-            job, fresh, last_page = await self._poll()
-            self.job = job
-            for checkpoint in fresh:
-                if checkpoint.id in self._yielded:
-                    continue  # a server listing one twice still yields it once
-                self._yielded.add(checkpoint.id)
+            # Found by a poll, not yet yielded: a consumer that broke out gets them next.
+            while self._pending:
+                checkpoint = self._pending.popleft()
                 self.last_checkpoint = checkpoint
-                self._boundary = checkpoint
+                self._since = checkpoint.id
                 yield checkpoint
-            if job.is_finished:
+            if self._ended:
                 return
-            answers = [job.response, last_page]
-            await self._clock.sleep(
-                poll_delay(
-                    self.poll_interval,
-                    [answer.headers for answer in answers if answer is not None],
-                    now=self._clock.time(),
-                    draw=self._draw,
+            if self._waits is not None:
+                await self._clock.sleep(
+                    poll_delay(
+                        self.poll_interval, self._waits, now=self._clock.time(), draw=self._draw
+                    )
                 )
-            )
+            await self._poll()
 
-    async def _poll(self) -> tuple[FineTuningJob, list[Checkpoint], ResponseInfo | None]:
-        """Read the job, then the checkpoints newer than the boundary, oldest first."""
+    async def _poll(self) -> None:
+        """Read the job, then the checkpoints down to the anchor; queue the new ones."""
+        anchor = self._anchor
         try:
-            job = await self._retrieve()
-            boundary = self._boundary
-            pager = self._list(boundary is None)  # everything: read ahead; else one page
-            fresh: list[Checkpoint] = []
-            reached: Checkpoint | None = None
+            self.job = job = await self._retrieve()
+            pager = self._list(anchor is None)  # everything: read ahead; else page by page
+            listed: list[Checkpoint] = []
+            found: Checkpoint | None = None
             async with aclosing(pager.pages()) as pages:
                 async for page in pages:
-                    newer, reached = newer_checkpoints(page.data, boundary)
-                    fresh += newer
-                    if reached is not None:
+                    listed += page.data
+                    found, done = find_anchor(page.data, anchor, found=found)
+                    if done:
                         break
         except FineTuneCkptError as exc:
             exc.resume_after = self.since
             raise
-        if isinstance(boundary, str):
-            if reached is None:
-                raise FineTuneCkptError(
-                    f"since={boundary!r} is not a checkpoint of job "
-                    f"{self.fine_tuning_job_id!r}, so there is no telling which are newer; "
-                    "pass the Checkpoint record instead of its id to go on after one the "
-                    "API no longer lists"
-                )
-            self._boundary = reached  # a record from now on: its time and step order too
-        fresh.reverse()
-        return job, fresh, pager.last_response
+        if isinstance(anchor, str) and found is None:
+            error = FineTuneCkptError(
+                f"since={anchor!r} is not a checkpoint of job {self.fine_tuning_job_id!r}, "
+                "so there is no telling which are newer; pass the Checkpoint record "
+                "instead of its id to go on after one the API no longer lists"
+            )
+            error.resume_after = anchor  # going on from it is still the only right start
+            raise error
+        fresh = new_checkpoints(listed, found, known=self._known, complete=self._complete)
+        self._pending.extend(fresh)
+        self._known.update(checkpoint.id for checkpoint in listed)
+        if listed:
+            self._anchor = listed[0]
+        self._ended = job.is_finished
+        answers = (job.response, pager.last_response)
+        self._waits = [answer.headers for answer in answers if answer is not None]

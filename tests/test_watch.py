@@ -28,7 +28,7 @@ from fine_tune_ckpt import (
     PaginationError,
     to_wire,
 )
-from fine_tune_ckpt._watch import newer_checkpoints, poll_delay
+from fine_tune_ckpt._watch import find_anchor, new_checkpoints, poll_delay
 from fine_tune_ckpt.testing import FakeAPIServer, FakeClock, JobTimeline, synthetic_checkpoints
 
 JOB = "ftjob-watched"
@@ -70,9 +70,12 @@ class Script:
         self.extra_headers: dict[str, str] = {}
         self.jobs = [job_body(f"ftjob-{n:03}", "succeeded") for n in range(7)]
 
+        #: How the server orders what exists (newest first unless a test says otherwise).
+        self.order: Callable[[list[Checkpoint]], list[Checkpoint]] = list
+
     def existing(self) -> list[Checkpoint]:
-        """The checkpoints that exist now, newest first."""
-        return self.all[len(self.all) - self.visible :]
+        """The checkpoints that exist now, in the server's order (newest first)."""
+        return self.order(self.all[len(self.all) - self.visible :])
 
     def appear(self, count: int) -> None:
         self.visible = min(len(self.all), self.visible + count)
@@ -294,27 +297,64 @@ async def test_list_error_carries_resume_after(api: AsyncClient, script: Script)
 # ---- the pure rules of a watch -------------------------------------------------------
 
 
-def test_newer_checkpoints_by_id_and_by_record() -> None:
-    """The new checkpoints of a page end at the boundary: by id, or by a record's place."""
-    page = synthetic_checkpoints(JOB, 6)  # newest first
-    assert newer_checkpoints(page, None) == (page, None)
-    assert newer_checkpoints(page, page[2].id) == (page[:2], page[2])
-    assert newer_checkpoints(page, "ftckpt_elsewhere") == (page, None)
-    assert newer_checkpoints(page, page[3]) == (page[:3], page[3])
-    # A record the API no longer lists: the first older checkpoint ends the new ones.
-    gone = page[3]
-    rest = [cp for cp in page if cp is not gone]
-    assert newer_checkpoints(rest, gone) == (page[:3], page[4])
-    # Same second, lower step: older too.
-    twin = Checkpoint(
-        id="ftckpt_twin",
-        created_at=gone.created_at,
+def _twin(of: Checkpoint, *, id: str, step: int, later: int = 0) -> Checkpoint:
+    """A checkpoint made ``later`` seconds after ``of``, with its own id and step."""
+    return Checkpoint(
+        id=id,
+        created_at=of.created_at + timedelta(seconds=later),
         fine_tuned_model_checkpoint="ft:x",
         fine_tuning_job_id=JOB,
-        metrics=gone.metrics,
-        step_number=gone.step_number - 1,
+        metrics=of.metrics,
+        step_number=step,
     )
-    assert newer_checkpoints([*page[:3], twin], gone) == (page[:3], twin)
+
+
+def test_find_anchor_by_id_by_record_and_across_a_tie() -> None:
+    """The poll stops after the page that passes its anchor, not before a same-second tie."""
+    page = synthetic_checkpoints(JOB, 6)  # newest first, minutes apart
+    assert find_anchor(page, None) == (None, False)
+    assert find_anchor(page, page[2].id) == (page[2], True)
+    assert find_anchor(page, "ftckpt_elsewhere") == (None, False)
+    assert find_anchor(page, page[3]) == (page[3], True)
+    gone = page[3]
+    assert find_anchor([cp for cp in page if cp is not gone], gone) == (gone, True)
+    # The anchor ends the page: the next page may hold one made in the same second.
+    assert find_anchor(page[:3], page[2].id) == (page[2], False)
+    tie = _twin(page[2], id="ftckpt_tie", step=1)
+    assert find_anchor([*page[:3], tie], page[2].id) == (page[2], False)
+    assert find_anchor([tie, page[3]], page[2].id, found=page[2]) == (page[2], True)
+
+
+def test_new_checkpoints_by_id_whatever_the_listing_order() -> None:
+    """New is decided by id; past since, by time; the batch comes out oldest first."""
+    page = synthetic_checkpoints(JOB, 6)  # newest first
+    oldest_first = list(reversed(page))
+    assert new_checkpoints(page, None, known=set(), complete=True) == oldest_first
+    known = {cp.id for cp in page[2:]}
+    assert new_checkpoints(page, page[2], known=known, complete=True) == oldest_first[4:]
+    # Made in the anchor's second, listed after it: new, as its id was never listed.
+    tie = _twin(page[0], id="ftckpt_tie", step=1)
+    seen = {cp.id for cp in page}
+    assert new_checkpoints([page[0], tie, *page[1:]], page[0], known=seen, complete=True) == [tie]
+    # Out of order and shuffled: still each new one, sorted by time.
+    shuffled = [page[3], page[0], page[5], page[1], page[4], page[2]]
+    assert new_checkpoints(shuffled, None, known=set(), complete=True) == oldest_first
+    # Past since, older checkpoints were never read: only the not-older are new.
+    assert new_checkpoints(page, page[2], known={page[2].id}, complete=False) == [
+        page[1],
+        page[0],
+    ]
+    older = _twin(page[3], id="ftckpt_older", step=1)
+    assert new_checkpoints([*page[:3], older], page[2], known={page[2].id}, complete=False) == [
+        page[1],
+        page[0],
+    ]
+    later_tie = _twin(page[2], id="ftckpt_same_second", step=page[2].step_number + 1)
+    assert new_checkpoints(
+        [page[0], page[1], page[2], later_tie], page[2], known={page[2].id}, complete=False
+    ) == [later_tie, page[1], page[0]]
+    # Listed twice in one poll: once.
+    assert new_checkpoints([page[0], page[0]], None, known=set(), complete=True) == [page[0]]
 
 
 def test_poll_delay_jitters_and_honours_retry_after() -> None:
@@ -683,3 +723,88 @@ async def test_a_fake_job_that_ends_badly_ends_the_watch(outcome: str) -> None:
     assert watcher.job is not None
     assert watcher.job.status == outcome
     assert (watcher.job.error is not None) == (outcome == "failed")
+
+
+# ---- what an outside attack found --------------------------------------------------------
+
+
+async def test_a_checkpoint_made_in_the_same_second_listed_after_the_last_one_is_yielded(
+    api: AsyncClient, script: Script, clock: ScriptedClock
+) -> None:
+    """A server ordering by (created_at, id) may list a fresh one after the last yielded."""
+    script.appear(3)
+    newest = script.existing()[0]
+    before = [cp.id for cp in script.existing()]
+    fresh = Checkpoint(
+        id="ftckpt_000",  # sorts before every other id: listed after its same-second twin
+        created_at=newest.created_at,
+        fine_tuned_model_checkpoint="ft:x",
+        fine_tuning_job_id=JOB,
+        metrics=newest.metrics,
+        step_number=newest.step_number + 100,
+    )
+    script.order = lambda items: sorted(items, key=lambda cp: (cp.created_at, cp.id))[::-1]
+
+    def add_twin() -> None:
+        script.all.insert(len(script.all) - script.visible, fresh)  # the newest that exists
+        script.visible += 1
+
+    schedule(script, clock, add_twin, lambda: script.job.update(status="succeeded"))
+    watched = [cp.id async for cp in api.checkpoints.watch(JOB)]
+    assert watched == [*reversed(before), "ftckpt_000"]
+
+
+async def test_a_server_listing_out_of_order_loses_nothing_and_yields_oldest_first(
+    api: AsyncClient, script: Script, clock: ScriptedClock
+) -> None:
+    """Shuffled listings: every checkpoint once, each poll's batch sorted by time."""
+    script.order = lambda items: items[1::2] + items[0::2]
+    script.appear(5)
+    schedule(
+        script,
+        clock,
+        lambda: script.appear(3),
+        lambda: script.appear(4),
+        lambda: script.job.update(status="succeeded"),
+    )
+    watched = [cp async for cp in api.checkpoints.watch(JOB, poll_interval=1)]
+    assert sorted(cp.id for cp in watched) == sorted(oldest_first(script)[:12])
+    first_batch = watched[:5]
+    assert first_batch == sorted(first_batch, key=lambda cp: cp.created_at)
+
+
+async def test_an_unknown_since_is_raised_with_itself_to_resume_from(
+    api: AsyncClient, script: Script
+) -> None:
+    """Resuming from the error's ``resume_after`` must not start over from nothing."""
+    script.appear(3)
+    with pytest.raises(FineTuneCkptError) as caught:
+        await anext(aiter(api.checkpoints.watch(JOB, since="ftckpt_unknown")))
+    assert caught.value.resume_after == "ftckpt_unknown"
+
+
+async def test_the_job_read_by_a_poll_is_kept_when_its_checkpoints_read_fails(
+    api: AsyncClient, script: Script, clock: ScriptedClock
+) -> None:
+    """``watcher.job`` is the job as the last poll read it, even if the poll then failed."""
+    script.appear(1)
+    handle = script.handle
+
+    async def fail_checkpoints(request: web.Request) -> web.Response:
+        if request.path.endswith("/checkpoints"):
+            return web.json_response({"error": {"message": "down"}}, status=500)
+        return await handle(request)
+
+    def finish_and_break() -> None:
+        script.job = job_body(status="failed", error={"code": "x", "message": "y", "param": None})
+        script.handle = fail_checkpoints  # type: ignore[method-assign]
+
+    schedule(script, clock, finish_and_break)
+    watcher = api.checkpoints.watch(JOB)
+    with pytest.raises(InternalServerError):
+        async for _ in watcher:
+            pass
+    assert watcher.job is not None
+    assert watcher.job.status == "failed"
+    script.handle = handle  # type: ignore[method-assign]
+    assert [cp async for cp in watcher] == []  # the retried poll finds nothing new, and ends
