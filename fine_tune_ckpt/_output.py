@@ -18,7 +18,7 @@ import attrs
 from ._models import Checkpoint, CheckpointMetrics, FineTuningJob
 from ._wire import to_wire
 
-__all__ = ["CHECKPOINTS", "FORMATS", "JOBS", "Layout", "Writer"]
+__all__ = ["CHECKPOINTS", "FORMATS", "JOBS", "Layout", "Writer", "shown"]
 
 FORMATS = ("table", "json", "jsonl", "csv")
 
@@ -125,7 +125,7 @@ def _checkpoint_table_row(checkpoint: Checkpoint) -> str:
     row = "  ".join(
         cell.rjust(width) for cell, (_, width) in zip(cells, _CHECKPOINT_TABLE, strict=True)
     )
-    return f"{row}  {checkpoint.fine_tuned_model_checkpoint}"
+    return f"{row}  {shown(checkpoint.fine_tuned_model_checkpoint)}"
 
 
 #: Checkpoints: a column per field and metric in CSV; step, time and four metrics in a table.
@@ -170,15 +170,15 @@ def _job_csv_row(job: FineTuningJob) -> list[object]:
 
 def _job_table_row(job: FineTuningJob) -> str:
     cells = (
-        job.id,
+        shown(job.id),
         job.status,
-        job.model,
+        shown(job.model),
         _minute(job.created_at),
         "-" if job.finished_at is None else _minute(job.finished_at),
     )
     # Names: left-aligned, so they read as words; a longer one pushes the rest along.
     row = "  ".join(cell.ljust(width) for cell, (_, width) in zip(cells, _JOB_TABLE, strict=True))
-    return f"{row}  {job.fine_tuned_model or '-'}"
+    return f"{row}  {shown(job.fine_tuned_model or '-')}"
 
 
 #: Jobs: id, status, model, times and the fine-tuned model, in CSV and in a table.
@@ -189,6 +189,17 @@ JOBS: Layout[FineTuningJob] = Layout(
     table_row=_job_table_row,
     nothing="(no jobs)",
 )
+
+
+def shown(text: str) -> str:
+    """``text`` safe for a terminal: control characters (escape sequences) shown escaped.
+
+    A table is read on a terminal, and a value the server sent could otherwise move the
+    cursor, clear the screen or recolour what follows. CSV and JSON carry values as sent.
+    """
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 def _minute(moment: datetime) -> str:

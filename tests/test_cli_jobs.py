@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import UTC, datetime
 
+import attrs
 import pytest
 
 from fine_tune_ckpt import AsyncClient, FineTuningJob, to_wire
@@ -179,3 +181,36 @@ def test_help(capsys: pytest.CaptureFixture[str]) -> None:
     shown = capsys.readouterr().out
     for option in ("--limit", "--after", "--max-items", "--format", "--base-url", "-v"):
         assert option in shown
+
+
+@pytest.mark.parametrize("layout", ["checkpoints", "jobs"])
+def test_a_table_shows_server_sent_control_characters_escaped(layout: str) -> None:
+    """Escape sequences in a value the server sent never reach the terminal raw."""
+    from fine_tune_ckpt._output import CHECKPOINTS, JOBS, Writer
+    from fine_tune_ckpt.testing import synthetic_checkpoints
+
+    hostile = "ft:evil\x1b[2J\x1b[31m\rOVERWRITE\x07"
+    out = io.StringIO()
+    if layout == "checkpoints":
+        (checkpoint,) = synthetic_checkpoints("ftjob-x", 1)
+        checkpoints = Writer("table", out, CHECKPOINTS)
+        checkpoints.write(attrs.evolve(checkpoint, fine_tuned_model_checkpoint=hostile))
+        checkpoints.close()
+    else:
+        job = FineTuningJob(
+            id="ftjob-\x1b]0;title\x07",
+            created_at=datetime(2026, 1, 1, tzinfo=UTC),
+            model="gpt\x1b[31m",
+            status="succeeded",
+            organization_id="org",
+            training_file="file",
+            fine_tuned_model=hostile,
+        )
+        jobs = Writer("table", out, JOBS)
+        jobs.write(job)
+        jobs.close()
+    text = out.getvalue()
+    assert "\x1b" not in text
+    assert "\r" not in text
+    assert "\x07" not in text
+    assert "\\x1b[2J" in text or "\\x1b]0;title" in text
