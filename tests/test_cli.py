@@ -18,7 +18,7 @@ import attrs
 import pytest
 from aiohttp import web
 
-from fine_tune_ckpt import AsyncClient, Checkpoint, FineTuneCkptError, to_wire
+from fine_tune_ckpt import AsyncClient, Checkpoint, FineTuneCkptError, _cli_common, to_wire
 from fine_tune_ckpt import _cli as cli
 from fine_tune_ckpt.testing import FakeAPIServer, FakeClock
 
@@ -487,9 +487,9 @@ async def test_list_turns_bad_settings_into_one_line_exit_2(
     def refuse(**settings: object) -> AsyncClient:
         raise error
 
-    monkeypatch.setattr(cli, "AsyncClient", refuse)
+    monkeypatch.setattr(_cli_common, "AsyncClient", refuse)
     out, err = io.StringIO(), io.StringIO()
-    code = await cli._list_command(cli._parser().parse_args(["list", JOB]), out, err)
+    code = await cli._run(cli._parser().parse_args(["list", JOB]), out, err)
     assert code == 2
     assert out.getvalue() == ""
     assert err.getvalue().count("\n") == 1

@@ -1,0 +1,95 @@
+"""``fine-tune-ckpt list JOB_ID``: a job's checkpoints, or the one to deploy."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
+from typing import IO
+
+from ._cli_common import (
+    EXIT_API_ERROR,
+    EXIT_OK,
+    _best_reason,
+    _client,
+    _no_best,
+    _one_line,
+    _output_format,
+    _retry_log,
+    _usage_error,
+)
+from ._clock import Clock
+from ._errors import APIError, FineTuneCkptError
+from ._models import Checkpoint
+from ._output import CHECKPOINTS, Writer
+from ._paging import AsyncCheckpointPager
+from ._selection import BestSoFar
+
+
+async def _list_command(
+    args: argparse.Namespace, out: IO[str], err: IO[str], *, clock: Clock | None = None
+) -> int:
+    try:
+        client = _client(args, clock)
+        pager = client.checkpoints.list(
+            args.job_id, after=args.after, limit=args.limit, max_items=args.max_items
+        )
+    except (FineTuneCkptError, ValueError, TypeError) as exc:
+        return _usage_error(exc, err)
+    output_format = _output_format(args, out)
+    with _retry_log(err, enabled=args.verbose):
+        async with client:
+            items = _walk(pager, err, show_progress=err.isatty())
+            try:
+                if args.best:
+                    return await _print_best(items, args.best, output_format, out, err)
+                writer = Writer(output_format, out, CHECKPOINTS)
+                async for checkpoint in items:
+                    writer.write(checkpoint)
+                writer.close()
+            except APIError as exc:
+                print(_one_line(exc, resume_option="--after"), file=err)
+                return EXIT_API_ERROR
+            finally:
+                await items.aclose()
+    return EXIT_OK
+
+
+async def _walk(
+    pager: AsyncCheckpointPager, err: IO[str], *, show_progress: bool
+) -> AsyncGenerator[Checkpoint, None]:
+    """Yield the pager's checkpoints, showing pages and items so far on a terminal."""
+    pages = items = 0
+    remaining = pager.max_items
+    async with aclosing(pager.pages()) as walk:
+        async for page in walk:
+            data = page.data if remaining is None else page.data[:remaining]
+            pages += 1
+            items += len(data)
+            if remaining is not None:
+                remaining -= len(data)
+            if show_progress:
+                err.write(f"\r{pages} pages, {items} checkpoints")
+                err.flush()
+            for checkpoint in data:
+                yield checkpoint
+    if show_progress:
+        err.write("\r\033[K")  # clear the progress line
+        err.flush()
+
+
+async def _print_best(
+    items: AsyncIterator[Checkpoint], metric: str, output_format: str, out: IO[str], err: IO[str]
+) -> int:
+    ranking = BestSoFar(metric)
+    async for checkpoint in items:
+        ranking.offer(checkpoint)
+    best = ranking.best
+    if best is None:
+        print(_no_best(ranking), file=err)
+        return EXIT_API_ERROR
+    writer = Writer(output_format, out, CHECKPOINTS)
+    writer.write(best)
+    writer.close()
+    print(_best_reason(ranking, best), file=out if output_format == "table" else err)
+    return EXIT_OK
