@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from typing import IO
 
 from ._cli_common import EXIT_INTERRUPTED, EXIT_OK
-from ._cli_demo import _demo_command
-from ._cli_jobs import _jobs_command
-from ._cli_list import _list_command
-from ._cli_serve import RUNNING_JOB_CHECKPOINTS, RUNNING_JOB_ID, _serve_command
-from ._cli_watch import WATCH_INTERVAL, _watch_command
+from ._cli_demo import demo_command
+from ._cli_jobs import jobs_command
+from ._cli_list import list_command
+from ._cli_serve import RUNNING_JOB_CHECKPOINTS, RUNNING_JOB_ID, serve_command
+from ._cli_watch import WATCH_INTERVAL, watch_command
 from ._clock import Clock
 from ._output import FORMATS
 from ._selection import METRICS
@@ -51,14 +51,14 @@ async def _run(
 ) -> int:
     """Run the parsed command; the clients it makes wait on ``clock`` (tests: a fake one)."""
     if args.command == "list":
-        return await _list_command(args, out, err, clock=clock)
+        return await list_command(args, out, err, clock=clock)
     if args.command == "watch":
-        return await _watch_command(args, out, err, clock=clock)
+        return await watch_command(args, out, err, clock=clock)
     if args.command == "jobs":
-        return await _jobs_command(args, out, err, clock=clock)
+        return await jobs_command(args, out, err, clock=clock)
     if args.command == "demo":
-        return await _demo_command(out, err)
-    return await _serve_command(args, out, err)
+        return await demo_command(out, err)
+    return await serve_command(args, out, err)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -14,28 +14,45 @@ from ._errors import APIError, FineTuneCkptError
 from ._models import Checkpoint
 from ._selection import BestSoFar, better_is
 
+__all__ = [
+    "EXIT_API_ERROR",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "best_reason",
+    "choose_format",
+    "error_line",
+    "make_client",
+    "no_best",
+    "printable",
+    "retry_log",
+    "usage_error",
+]
+
 EXIT_OK = 0
 EXIT_API_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-def _client(args: argparse.Namespace, clock: Clock | None) -> AsyncClient:
+def make_client(args: argparse.Namespace, clock: Clock | None) -> AsyncClient:
     """The client of a command, from its options and the OPENAI_* variables."""
     return AsyncClient(base_url=args.base_url, max_retries=args.max_retries, clock=clock)
 
 
-def _usage_error(error: Exception, err: IO[str]) -> int:
-    # Bad settings (an argument or OPENAI_* variable): say which, in one line.
-    print(f"fine-tune-ckpt: error: {_printable(str(error))}", file=err)
+def usage_error(error: Exception, err: IO[str]) -> int:
+    """Say on one line which setting (an argument or OPENAI_* variable) is bad; exit 2."""
+    print(f"fine-tune-ckpt: error: {printable(str(error))}", file=err)
     return EXIT_USAGE
 
 
-def _output_format(args: argparse.Namespace, out: IO[str]) -> str:
+def choose_format(args: argparse.Namespace, out: IO[str]) -> str:
+    """``--format``, else a table on a terminal and JSON Lines for a pipe or file."""
     return str(args.format or ("table" if out.isatty() else "jsonl"))
 
 
-def _best_reason(ranking: BestSoFar, best: Checkpoint) -> str:
+def best_reason(ranking: BestSoFar, best: Checkpoint) -> str:
+    """Why ``best`` won: the metric, which way it wins, among how many, and its value."""
     metric = ranking.metric
     return (
         f"Best by {metric} ({better_is(metric)} wins among {ranking.seen} checkpoints): "
@@ -43,11 +60,12 @@ def _best_reason(ranking: BestSoFar, best: Checkpoint) -> str:
     )
 
 
-def _no_best(ranking: BestSoFar) -> str:
+def no_best(ranking: BestSoFar) -> str:
+    """The line saying that no checkpoint reports the metric."""
     return f"fine-tune-ckpt: none of {ranking.seen} checkpoints reports {ranking.metric}"
 
 
-def _one_line(error: FineTuneCkptError, *, resume_option: str) -> str:
+def error_line(error: FineTuneCkptError, *, resume_option: str) -> str:
     """The error on one line, with the option and value that resume where it stopped."""
     if isinstance(error, APIError):
         line = f"fine-tune-ckpt: error: {type(error).__name__}: {error.message}"
@@ -59,16 +77,16 @@ def _one_line(error: FineTuneCkptError, *, resume_option: str) -> str:
         line += f"; resume with {resume_option} {error.resume_after}"
     # The message and ids come from the server: keep its newlines and escape codes off
     # the terminal.
-    return _printable(line)
+    return printable(line)
 
 
-def _printable(text: str) -> str:
+def printable(text: str) -> str:
     """``text`` on one line: newlines and other control characters shown escaped."""
     return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 @contextlib.contextmanager
-def _retry_log(err: IO[str], *, enabled: bool) -> Iterator[None]:
+def retry_log(err: IO[str], *, enabled: bool) -> Iterator[None]:
     """Show the library's retry log lines on stderr while the command runs."""
     if not enabled:
         yield

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from typing import IO, TYPE_CHECKING
 
-from ._cli_common import EXIT_API_ERROR, EXIT_OK, _one_line, _retry_log
-from ._cli_watch import _follow
+from ._cli_common import EXIT_API_ERROR, EXIT_OK, error_line, retry_log
+from ._cli_watch import follow
 from ._client import AsyncClient
 from ._errors import APIError
 from ._output import CHECKPOINTS, Writer
@@ -15,12 +15,15 @@ from ._selection import pick_best
 if TYPE_CHECKING:  # the demo's fake is imported only when it runs
     from .testing import FakeAPIServer, FakeClock
 
+__all__ = ["demo_command"]
+
 DEMO_JOB_ID = "ftjob-demo"
 #: The running job the demo watches, on a fake clock.
 DEMO_WATCHED_JOB_ID = "ftjob-demo-live"
 
 
-async def _demo_command(out: IO[str], err: IO[str]) -> int:
+async def demo_command(out: IO[str], err: IO[str]) -> int:
+    """Run ``demo``: list a fake job through a 429, then watch one run; return the exit code."""
     from .testing import FakeAPIServer, FakeClock
 
     # The fake's running job moves on this clock, and so does the client that watches it:
@@ -41,7 +44,7 @@ async def _demo_listing(fake: FakeAPIServer, out: IO[str], err: IO[str]) -> int:
     # The second page is refused once with 429 + Retry-After, to show the retry.
     fake.inject(Fault(), Fault(status=429, retry_after=1))
     print(f"fine-tune-ckpt: demo: fake API on {fake.base_url}, job {DEMO_JOB_ID}", file=err)
-    with _retry_log(err, enabled=True):
+    with retry_log(err, enabled=True):
         async with AsyncClient(api_key=fake.api_key, base_url=fake.base_url) as client:
             writer = Writer("table", out, CHECKPOINTS)
             checkpoints = []
@@ -57,7 +60,7 @@ async def _demo_listing(fake: FakeAPIServer, out: IO[str], err: IO[str]) -> int:
                         writer.write(checkpoint)
                         checkpoints.append(checkpoint)
             except APIError as exc:
-                print(_one_line(exc, resume_option="--after"), file=err)
+                print(error_line(exc, resume_option="--after"), file=err)
                 return EXIT_API_ERROR
             writer.close()
     best = pick_best(checkpoints, "full_valid_loss")
@@ -83,7 +86,7 @@ async def _demo_watch(fake: FakeAPIServer, clock: FakeClock, out: IO[str], err: 
     print(f"\nWatching {DEMO_WATCHED_JOB_ID} as it runs, on a fake clock:", file=out)
     async with AsyncClient(api_key=fake.api_key, base_url=fake.base_url, clock=clock) as client:
         watcher = client.checkpoints.watch(DEMO_WATCHED_JOB_ID, poll_interval=60)
-        code = await _follow(watcher, "table", None, out, err)
+        code = await follow(watcher, "table", None, out, err)
     if code == EXIT_OK:
         minutes = (clock.monotonic() - started) / 60
         print(

@@ -9,33 +9,36 @@ from typing import IO
 from ._cli_common import (
     EXIT_API_ERROR,
     EXIT_OK,
-    _client,
-    _one_line,
-    _output_format,
-    _retry_log,
-    _usage_error,
+    choose_format,
+    error_line,
+    make_client,
+    retry_log,
+    usage_error,
 )
 from ._clock import Clock
 from ._errors import APIError, FineTuneCkptError
 from ._output import JOBS, Writer
 
+__all__ = ["jobs_command"]
 
-async def _jobs_command(
+
+async def jobs_command(
     args: argparse.Namespace, out: IO[str], err: IO[str], *, clock: Clock | None = None
 ) -> int:
+    """Run ``jobs``: print the account's jobs; return the exit code."""
     try:
-        client = _client(args, clock)
+        client = make_client(args, clock)
         pager = client.jobs.list(after=args.after, limit=args.limit, max_items=args.max_items)
     except (FineTuneCkptError, ValueError, TypeError) as exc:
-        return _usage_error(exc, err)
-    writer = Writer(_output_format(args, out), out, JOBS)
-    with _retry_log(err, enabled=args.verbose):
+        return usage_error(exc, err)
+    writer = Writer(choose_format(args, out), out, JOBS)
+    with retry_log(err, enabled=args.verbose):
         async with client, aclosing(aiter(pager)) as jobs:
             try:
                 async for job in jobs:
                     writer.write(job)
             except APIError as exc:
-                print(_one_line(exc, resume_option="--after"), file=err)
+                print(error_line(exc, resume_option="--after"), file=err)
                 return EXIT_API_ERROR
     writer.close()
     return EXIT_OK

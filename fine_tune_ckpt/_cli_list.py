@@ -10,13 +10,13 @@ from typing import IO
 from ._cli_common import (
     EXIT_API_ERROR,
     EXIT_OK,
-    _best_reason,
-    _client,
-    _no_best,
-    _one_line,
-    _output_format,
-    _retry_log,
-    _usage_error,
+    best_reason,
+    choose_format,
+    error_line,
+    make_client,
+    no_best,
+    retry_log,
+    usage_error,
 )
 from ._clock import Clock
 from ._errors import APIError, FineTuneCkptError
@@ -25,19 +25,22 @@ from ._output import CHECKPOINTS, Writer
 from ._paging import AsyncCheckpointPager
 from ._selection import BestSoFar
 
+__all__ = ["list_command"]
 
-async def _list_command(
+
+async def list_command(
     args: argparse.Namespace, out: IO[str], err: IO[str], *, clock: Clock | None = None
 ) -> int:
+    """Run ``list``: print the checkpoints (or the best one); return the exit code."""
     try:
-        client = _client(args, clock)
+        client = make_client(args, clock)
         pager = client.checkpoints.list(
             args.job_id, after=args.after, limit=args.limit, max_items=args.max_items
         )
     except (FineTuneCkptError, ValueError, TypeError) as exc:
-        return _usage_error(exc, err)
-    output_format = _output_format(args, out)
-    with _retry_log(err, enabled=args.verbose):
+        return usage_error(exc, err)
+    output_format = choose_format(args, out)
+    with retry_log(err, enabled=args.verbose):
         async with client:
             items = _walk(pager, err, show_progress=err.isatty())
             try:
@@ -48,7 +51,7 @@ async def _list_command(
                     writer.write(checkpoint)
                 writer.close()
             except APIError as exc:
-                print(_one_line(exc, resume_option="--after"), file=err)
+                print(error_line(exc, resume_option="--after"), file=err)
                 return EXIT_API_ERROR
             finally:
                 await items.aclose()
@@ -86,10 +89,10 @@ async def _print_best(
         ranking.offer(checkpoint)
     best = ranking.best
     if best is None:
-        print(_no_best(ranking), file=err)
+        print(no_best(ranking), file=err)
         return EXIT_API_ERROR
     writer = Writer(output_format, out, CHECKPOINTS)
     writer.write(best)
     writer.close()
-    print(_best_reason(ranking, best), file=out if output_format == "table" else err)
+    print(best_reason(ranking, best), file=out if output_format == "table" else err)
     return EXIT_OK

@@ -9,7 +9,9 @@ import signal
 import sys
 from typing import IO
 
-from ._cli_common import EXIT_OK, EXIT_USAGE, _printable
+from ._cli_common import EXIT_OK, EXIT_USAGE, printable
+
+__all__ = ["RUNNING_JOB_CHECKPOINTS", "RUNNING_JOB_ID", "serve_command"]
 
 #: The job serve-fake runs in real time, beside the finished ones.
 RUNNING_JOB_ID = "ftjob-running"
@@ -27,7 +29,8 @@ def _reason(error: Exception) -> str:
     return str(error)
 
 
-async def _serve_command(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+async def serve_command(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    """Run ``serve-fake`` until SIGINT or SIGTERM; return the exit code."""
     from .testing import FakeAPIServer, JobTimeline, RateLimitPolicy
     from .testing._server import url_host
 
@@ -48,7 +51,7 @@ async def _serve_command(args: argparse.Namespace, out: IO[str], err: IO[str]) -
             latency=args.latency or 0.0,
         )
     except ValueError as exc:
-        print(f"fine-tune-ckpt: error: {_printable(str(exc))}", file=err)
+        print(f"fine-tune-ckpt: error: {printable(str(exc))}", file=err)
         return EXIT_USAGE
     finished = [f"ftjob-fake{number:03d}" for number in range(1, args.jobs + 1)]
     for job_id in finished:
@@ -59,7 +62,7 @@ async def _serve_command(args: argparse.Namespace, out: IO[str], err: IO[str]) -
         # A busy port, an address not on this machine, a host that does not resolve (or
         # cannot be encoded): the user's to fix, so one line, not a traceback.
         line = f"cannot listen on {url_host(fake.host)}:{args.port}: {_reason(exc)}"
-        print(f"fine-tune-ckpt: error: {_printable(line)}", file=err)
+        print(f"fine-tune-ckpt: error: {printable(line)}", file=err)
         return EXIT_USAGE
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

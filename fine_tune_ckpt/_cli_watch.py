@@ -10,14 +10,14 @@ from typing import IO, cast
 from ._cli_common import (
     EXIT_API_ERROR,
     EXIT_OK,
-    _best_reason,
-    _client,
-    _no_best,
-    _one_line,
-    _output_format,
-    _printable,
-    _retry_log,
-    _usage_error,
+    best_reason,
+    choose_format,
+    error_line,
+    make_client,
+    no_best,
+    printable,
+    retry_log,
+    usage_error,
 )
 from ._clock import Clock
 from ._errors import FineTuneCkptError
@@ -26,27 +26,30 @@ from ._output import CHECKPOINTS, Writer
 from ._selection import BestSoFar
 from ._watch import CheckpointWatcher
 
+__all__ = ["WATCH_INTERVAL", "follow", "watch_command"]
+
 #: Seconds between the polls of ``watch`` unless ``--interval`` says otherwise: the
 #: library's default.
 WATCH_INTERVAL = 30.0
 
 
-async def _watch_command(
+async def watch_command(
     args: argparse.Namespace, out: IO[str], err: IO[str], *, clock: Clock | None = None
 ) -> int:
+    """Run ``watch``: follow the job to its end; return the exit code."""
     try:
-        client = _client(args, clock)
+        client = make_client(args, clock)
         watcher = client.checkpoints.watch(
             args.job_id, poll_interval=args.interval, since=args.since
         )
     except (FineTuneCkptError, ValueError, TypeError) as exc:
-        return _usage_error(exc, err)
-    with _retry_log(err, enabled=args.verbose):
+        return usage_error(exc, err)
+    with retry_log(err, enabled=args.verbose):
         async with client:
-            return await _follow(watcher, _output_format(args, out), args.best, out, err)
+            return await follow(watcher, choose_format(args, out), args.best, out, err)
 
 
-async def _follow(
+async def follow(
     watcher: CheckpointWatcher,
     output_format: str,
     metric: str | None,
@@ -68,25 +71,25 @@ async def _follow(
                     ranking.offer(checkpoint)
     except FineTuneCkptError as exc:
         writer.close()  # what was printed stays valid JSON; the exit code says it is partial
-        print(_one_line(exc, resume_option="--since"), file=err)
+        print(error_line(exc, resume_option="--since"), file=err)
         return EXIT_API_ERROR
     except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels us, then main returns 130
         writer.close()
         line = "fine-tune-ckpt: interrupted"
         if watcher.since is not None:
             line += f"; resume with --since {watcher.since}"
-        print(_printable(line), file=err)
+        print(printable(line), file=err)
         raise
     writer.close()
     code = EXIT_OK
     if ranking is not None:
         if ranking.best is None:
-            print(_no_best(ranking), file=err)
+            print(no_best(ranking), file=err)
             code = EXIT_API_ERROR
         else:
-            reason = f"{_best_reason(ranking, ranking.best)}: deploy "
+            reason = f"{best_reason(ranking, ranking.best)}: deploy "
             reason += ranking.best.fine_tuned_model_checkpoint
-            print(_printable(reason), file=out if output_format == "table" else err)
+            print(printable(reason), file=out if output_format == "table" else err)
     # Set by the poll that saw the job end, which is what ended the watch.
     job = cast(FineTuningJob, watcher.job)
     print(_job_line(job), file=err)
@@ -103,4 +106,4 @@ def _job_line(job: FineTuningJob) -> str:
         if job.error.param:
             line += f" (param {job.error.param})"
     # The status and error come from the server.
-    return _printable(line)
+    return printable(line)
