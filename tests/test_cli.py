@@ -22,6 +22,7 @@ from fine_tune_ckpt import AsyncClient, Checkpoint, FineTuneCkptError, _cli_comm
 from fine_tune_ckpt import _cli as cli
 from fine_tune_ckpt.testing import FakeAPIServer, FakeClock
 
+from .conftest import FIXTURES
 from .test_fake_server import needs_ipv6
 
 JOB = "ftjob-abc123"
@@ -153,6 +154,37 @@ async def test_base_url_option_wins_over_the_environment(fake_api: FakeAPIServer
     env = _env(OPENAI_API_KEY=fake_api.api_key, OPENAI_BASE_URL="http://127.0.0.1:9/v1")
     run = await _run("list", JOB, "--base-url", fake_api.base_url, env=env)
     assert run.code == 0, run.err
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+#: The one-job runs whose output is pinned in tests/fixtures/cli_list_one_job.json.
+ONE_JOB_RUNS = {
+    "table": ["--format", "table", "--limit", "7"],
+    "json": ["--format", "json"],
+    "jsonl": [],
+    "csv": ["--format", "csv", "--max-items", "9"],
+    "best-table": ["--format", "table", "--best", "full_valid_loss"],
+    "best-json": ["--format", "json", "--best", "valid_mean_token_accuracy"],
+    "tty-default": [],
+}
+
+
+async def test_list_of_one_job_prints_byte_for_byte_as_pinned(
+    fake_api_env: FakeAPIServer, fake_clock: FakeClock
+) -> None:
+    """``list JOB`` in every format, ``--best`` too: exit code, stdout and stderr as pinned."""
+    golden = json.loads((FIXTURES / "cli_list_one_job.json").read_text())
+    assert set(ONE_JOB_RUNS) == set(golden)
+    for name, options in ONE_JOB_RUNS.items():
+        out = _Terminal() if name == "tty-default" else io.StringIO()
+        err = io.StringIO()
+        args = cli._parser().parse_args(["list", JOB, *options])
+        code = await cli._run(args, out, err, clock=fake_clock)
+        assert {"code": code, "out": out.getvalue(), "err": err.getvalue()} == golden[name], name
 
 
 @pytest.mark.parametrize(
