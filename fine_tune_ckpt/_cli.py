@@ -19,6 +19,7 @@ from ._cli_common import EXIT_INTERRUPTED, EXIT_OK
 from ._cli_demo import demo_command
 from ._cli_jobs import jobs_command
 from ._cli_list import list_command
+from ._cli_list_many import CONCURRENCY
 from ._cli_serve import RUNNING_JOB_CHECKPOINTS, RUNNING_JOB_ID, serve_command
 from ._cli_watch import WATCH_INTERVAL, watch_command
 from ._clock import Clock
@@ -47,11 +48,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _run(
-    args: argparse.Namespace, out: IO[str], err: IO[str], *, clock: Clock | None = None
+    args: argparse.Namespace,
+    out: IO[str],
+    err: IO[str],
+    *,
+    clock: Clock | None = None,
+    stdin: IO[bytes] | None = None,
 ) -> int:
-    """Run the parsed command; the clients it makes wait on ``clock`` (tests: a fake one)."""
+    """Run the parsed command; the clients it makes wait on ``clock`` (tests: a fake one).
+
+    ``stdin`` is what ``list --jobs-from -`` reads (default: the process's standard input).
+    """
     if args.command == "list":
-        return await list_command(args, out, err, clock=clock)
+        return await list_command(args, out, err, clock=clock, stdin=stdin)
     if args.command == "watch":
         return await watch_command(args, out, err, clock=clock)
     if args.command == "jobs":
@@ -73,13 +82,31 @@ def _parser() -> argparse.ArgumentParser:
 
     listing = commands.add_parser(
         "list",
-        help="list a job's checkpoints",
-        description="List a job's checkpoints, newest first, across every page.",
+        help="list the checkpoints of one job or many",
+        description="List a job's checkpoints, newest first, across every page. Name "
+        "several jobs (JOB arguments, --jobs-from or --all-jobs, one way only) to walk "
+        "them at once: each line then names its job, failed jobs are reported on stderr "
+        "with the --after that resumes them, and the exit code is 1 if any failed.",
     )
-    listing.add_argument("job_id", metavar="JOB_ID", help="the fine-tuning job id")
-    _add_paging_options(listing, "checkpoint")
+    listing.add_argument("job_ids", nargs="*", metavar="JOB", help="fine-tuning job ids")
+    many = listing.add_argument_group("many jobs")
+    many.add_argument(
+        "--jobs-from",
+        metavar="FILE",
+        help="read job ids from FILE (- for stdin), one per line, as they are needed; "
+        "blank lines and lines starting with # are skipped",
+    )
+    many.add_argument("--all-jobs", action="store_true", help="every job of the account")
+    many.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=CONCURRENCY,
+        metavar="N",
+        help="jobs walked at once (default: %(default)s)",
+    )
+    _add_paging_options(listing, "checkpoint", per_job=True)
     _add_format_option(listing)
-    _add_best_option(listing, "print only the checkpoint to deploy by METRIC")
+    _add_best_option(listing, "print only the checkpoint to deploy by METRIC, one per job")
     _add_client_options(listing)
 
     watch = commands.add_parser(
@@ -174,10 +201,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_paging_options(command: argparse.ArgumentParser, item: str) -> None:
+def _add_paging_options(
+    command: argparse.ArgumentParser, item: str, *, per_job: bool = False
+) -> None:
     command.add_argument("--limit", type=_positive_int, help="page size asked of the API")
-    command.add_argument("--after", help=f"start after this {item} id")
-    command.add_argument("--max-items", type=_positive_int, help=f"stop after N {item}s")
+    command.add_argument(
+        "--after", help=f"start after this {item} id" + (" (one JOB only)" if per_job else "")
+    )
+    command.add_argument(
+        "--max-items",
+        type=_positive_int,
+        help=f"stop after N {item}s" + (" of each job" if per_job else ""),
+    )
 
 
 def _add_format_option(command: argparse.ArgumentParser) -> None:

@@ -65,15 +65,24 @@ def no_best(ranking: BestSoFar) -> str:
     return f"fine-tune-ckpt: none of {ranking.seen} checkpoints reports {ranking.metric}"
 
 
-def error_line(error: FineTuneCkptError, *, resume_option: str) -> str:
-    """The error on one line, with the option and value that resume where it stopped."""
+def error_line(
+    error: FineTuneCkptError, *, resume_option: str | None, about: str | None = None
+) -> str:
+    """The error on one line, with the option and value that resume where it stopped.
+
+    ``about`` says what failed (e.g. ``job ftjob-abc``) when the command did several
+    things; ``resume_option`` ``None`` when no option of the command can resume it.
+    """
+    line = "fine-tune-ckpt: error: "
+    if about is not None:
+        line += f"{about}: "
     if isinstance(error, APIError):
-        line = f"fine-tune-ckpt: error: {type(error).__name__}: {error.message}"
+        line += f"{type(error).__name__}: {error.message}"
         if error.request_id:
             line += f" (request id {error.request_id})"
     else:
-        line = f"fine-tune-ckpt: error: {type(error).__name__}: {error}"
-    if error.resume_after:
+        line += f"{type(error).__name__}: {error}"
+    if error.resume_after and resume_option is not None:
         line += f"; resume with {resume_option} {error.resume_after}"
     # The message and ids come from the server: keep its newlines and escape codes off
     # the terminal.

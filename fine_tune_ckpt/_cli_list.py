@@ -1,4 +1,9 @@
-"""``fine-tune-ckpt list JOB_ID``: a job's checkpoints, or the one to deploy."""
+"""``fine-tune-ckpt list``: a job's checkpoints, or the one to deploy; or many jobs'.
+
+The jobs are named one way only: ``JOB`` arguments, ``--jobs-from FILE`` or
+``--all-jobs``. Exactly one ``JOB`` is listed here, as it always was; anything else goes
+to :mod:`._cli_list_many`, whose output names each checkpoint's job.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from typing import IO
 from ._cli_common import (
     EXIT_API_ERROR,
     EXIT_OK,
+    EXIT_USAGE,
     best_reason,
     choose_format,
     error_line,
@@ -18,6 +24,7 @@ from ._cli_common import (
     retry_log,
     usage_error,
 )
+from ._cli_list_many import list_many
 from ._clock import Clock
 from ._errors import APIError, FineTuneCkptError
 from ._models import Checkpoint
@@ -25,17 +32,58 @@ from ._output import CHECKPOINTS, Writer
 from ._paging import AsyncCheckpointPager
 from ._selection import BestSoFar
 
-__all__ = ["list_command"]
+__all__ = ["list_command", "naming_problem"]
 
 
 async def list_command(
-    args: argparse.Namespace, out: IO[str], err: IO[str], *, clock: Clock | None = None
+    args: argparse.Namespace,
+    out: IO[str],
+    err: IO[str],
+    *,
+    clock: Clock | None = None,
+    stdin: IO[bytes] | None = None,
 ) -> int:
-    """Run ``list``: print the checkpoints (or the best one); return the exit code."""
+    """Run ``list``: print the checkpoints (or the best ones); return the exit code.
+
+    ``stdin`` is what ``--jobs-from -`` reads (default: the process's standard input).
+    """
+    problem = naming_problem(args)
+    if problem is not None:
+        print(f"fine-tune-ckpt: error: {problem}", file=err)
+        return EXIT_USAGE
+    if args.jobs_from is None and not args.all_jobs and len(args.job_ids) == 1:
+        return await _list_one(args, args.job_ids[0], out, err, clock=clock)
+    return await list_many(args, out, err, clock=clock, stdin=stdin)
+
+
+def naming_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with how ``args`` names the jobs, in a sentence; ``None`` if nothing."""
+    ways = [
+        way
+        for way, used in (
+            ("JOB arguments", bool(args.job_ids)),
+            ("--jobs-from", args.jobs_from is not None),
+            ("--all-jobs", args.all_jobs),
+        )
+        if used
+    ]
+    if not ways:
+        return "name the jobs: JOB ..., --jobs-from FILE or --all-jobs"
+    if len(ways) > 1:
+        # Which first, and is a job named twice listed twice? One way at a time, no puzzle.
+        return f"{' and '.join(ways)} do not go together: name the jobs one way"
+    if args.after is not None and len(args.job_ids) != 1:
+        return "--after resumes one job: use it with exactly one JOB"
+    return None
+
+
+async def _list_one(
+    args: argparse.Namespace, job_id: str, out: IO[str], err: IO[str], *, clock: Clock | None
+) -> int:
     try:
         client = make_client(args, clock)
         pager = client.checkpoints.list(
-            args.job_id, after=args.after, limit=args.limit, max_items=args.max_items
+            job_id, after=args.after, limit=args.limit, max_items=args.max_items
         )
     except (FineTuneCkptError, ValueError, TypeError) as exc:
         return usage_error(exc, err)

@@ -249,7 +249,6 @@ async def test_missing_key_is_a_usage_error() -> None:
 @pytest.mark.parametrize(
     "args",
     [
-        ("list",),
         ("list", JOB, "--limit", "0"),
         ("list", JOB, "--limit", "ten"),
         ("list", JOB, "--format", "xml"),
