@@ -18,7 +18,7 @@ import attrs
 from ._models import Checkpoint, CheckpointMetrics, FineTuningJob
 from ._wire import to_wire
 
-__all__ = ["CHECKPOINTS", "FORMATS", "JOBS", "Layout", "Writer", "shown"]
+__all__ = ["CHECKPOINTS", "CHECKPOINTS_BY_JOB", "FORMATS", "JOBS", "Layout", "Writer", "shown"]
 
 FORMATS = ("table", "json", "jsonl", "csv")
 
@@ -145,11 +145,29 @@ CHECKPOINTS: Layout[Checkpoint] = Layout(
     nothing="(no checkpoints)",
 )
 
+_JOB_COLUMN = 30  # ftjob- and 24 characters
+
+
+def _checkpoint_by_job_table_row(checkpoint: Checkpoint) -> str:
+    # Names: left-aligned, as in the jobs table; a longer one pushes the rest along.
+    job = shown(checkpoint.fine_tuning_job_id).ljust(_JOB_COLUMN)
+    return f"{job}  {_checkpoint_table_row(checkpoint)}"
+
+
+#: Checkpoints of many jobs, interleaved: the table gains a JOB column in front. CSV,
+#: JSON and JSON Lines already carry each checkpoint's ``fine_tuning_job_id``, so they
+#: stay as for one job, and a tool reads both alike.
+CHECKPOINTS_BY_JOB: Layout[Checkpoint] = attrs.evolve(
+    CHECKPOINTS,
+    table_header=f"{'JOB'.ljust(_JOB_COLUMN)}  {CHECKPOINTS.table_header}",
+    table_row=_checkpoint_by_job_table_row,
+)
+
 
 # -- jobs ---------------------------------------------------------------------------
 
 _JOB_TABLE = (
-    ("ID", 30),  # ftjob- and 24 characters
+    ("ID", _JOB_COLUMN),
     ("STATUS", 16),  # validating_files
     ("MODEL", 22),  # gpt-4o-mini-2024-07-18
     ("CREATED (UTC)", 16),

@@ -18,7 +18,7 @@ from collections.abc import (
     Iterator,
 )
 from contextlib import aclosing
-from typing import Literal, overload
+from typing import Literal, cast, overload
 
 import attrs
 
@@ -31,11 +31,13 @@ from ._selection import BestSoFar, Metric
 
 __all__ = [
     "JobCheckpoint",
+    "JobDone",
     "JobFailure",
     "JobSource",
     "best_checkpoint",
     "resume_walk",
     "walk_jobs",
+    "walk_jobs_to_the_end",
 ]
 
 
@@ -60,6 +62,18 @@ class JobFailure:
     fine_tuning_job_id: str
     #: What went wrong; ``error.resume_after`` is the cursor to resume from.
     error: FineTuneCkptError
+
+
+@attrs.frozen
+class JobDone:
+    """A job whose walk ended well, from :func:`walk_jobs_to_the_end`: nothing more will come.
+
+    Not in the package's namespace: the command line's way to finish each job's output as
+    soon as the job ends.
+    """
+
+    #: The job whose checkpoints were all yielded.
+    fine_tuning_job_id: str
 
 
 #: Where :func:`walk_jobs` takes its jobs from: ids or job records, from any iterable or
@@ -151,12 +165,43 @@ def walk_jobs(
     source = _checked_source(fine_tuning_job_ids)
     if on_error not in ("raise", "report"):
         raise ValueError(f"on_error must be 'raise' or 'report', got {on_error!r}")
-    return _walk_jobs(
+    walk = _walk_jobs(
         checkpoints,
         source,
         workers=check_positive_int("concurrency", concurrency),
         buffer=check_positive_int("buffer", buffer),
         raise_first_error=on_error == "raise",
+        announce_ends=False,
+        limit=check_optional_positive_int("limit", limit),
+        max_items=check_optional_positive_int("max_items", max_items),
+    )
+    # Never a JobDone: announce_ends is off.
+    return cast(AsyncGenerator[JobCheckpoint | JobFailure, None], walk)
+
+
+def walk_jobs_to_the_end(
+    checkpoints: AsyncCheckpointsResource,
+    fine_tuning_job_ids: JobSource,
+    *,
+    concurrency: int = 8,
+    buffer: int = 256,
+    limit: int | None = None,
+    max_items: int | None = None,
+) -> AsyncGenerator[JobCheckpoint | JobFailure | JobDone, None]:
+    """:func:`walk_jobs` with ``on_error="report"`` that also says when each job ends.
+
+    Every job taken from the source ends with exactly one :class:`JobDone` or
+    :class:`JobFailure`, after its last :class:`JobCheckpoint`, so a consumer can finish
+    a job (print its best checkpoint, count it done) while keeping nothing of the jobs
+    that ended. Not in the package's namespace: the command line's seam.
+    """
+    return _walk_jobs(
+        checkpoints,
+        _checked_source(fine_tuning_job_ids),
+        workers=check_positive_int("concurrency", concurrency),
+        buffer=check_positive_int("buffer", buffer),
+        raise_first_error=False,
+        announce_ends=True,
         limit=check_optional_positive_int("limit", limit),
         max_items=check_optional_positive_int("max_items", max_items),
     )
@@ -232,10 +277,13 @@ async def _walk_jobs(
     workers: int,
     buffer: int,
     raise_first_error: bool,
+    announce_ends: bool,
     limit: int | None,
     max_items: int | None,
-) -> AsyncGenerator[JobCheckpoint | JobFailure, None]:
-    results: asyncio.Queue[JobCheckpoint | JobFailure | _WorkerDone] = asyncio.Queue(buffer)
+) -> AsyncGenerator[JobCheckpoint | JobFailure | JobDone, None]:
+    results: asyncio.Queue[JobCheckpoint | JobFailure | JobDone | _WorkerDone] = asyncio.Queue(
+        buffer
+    )
     pending = _Jobs(source)
     if isinstance(source, list):
         workers = min(workers, len(source))
@@ -255,6 +303,10 @@ async def _walk_jobs(
                     await results.put(JobFailure(job_id, error))
                     if raise_first_error:
                         return
+                else:
+                    if announce_ends:
+                        # After the job's last checkpoint: one worker, one queue, in order.
+                        await results.put(JobDone(job_id))
         except Exception as error:  # a bug, or a closed client: the consumer must hear
             crash = error
         # Always say so, or the consumer would wait for this worker forever.

@@ -18,10 +18,11 @@ import attrs
 import pytest
 from aiohttp import web
 
-from fine_tune_ckpt import AsyncClient, Checkpoint, FineTuneCkptError, to_wire
+from fine_tune_ckpt import AsyncClient, Checkpoint, FineTuneCkptError, _cli_common, to_wire
 from fine_tune_ckpt import _cli as cli
 from fine_tune_ckpt.testing import FakeAPIServer, FakeClock
 
+from .conftest import FIXTURES
 from .test_fake_server import needs_ipv6
 
 JOB = "ftjob-abc123"
@@ -155,6 +156,37 @@ async def test_base_url_option_wins_over_the_environment(fake_api: FakeAPIServer
     assert run.code == 0, run.err
 
 
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+#: The one-job runs whose output is pinned in tests/fixtures/cli_list_one_job.json.
+ONE_JOB_RUNS = {
+    "table": ["--format", "table", "--limit", "7"],
+    "json": ["--format", "json"],
+    "jsonl": [],
+    "csv": ["--format", "csv", "--max-items", "9"],
+    "best-table": ["--format", "table", "--best", "full_valid_loss"],
+    "best-json": ["--format", "json", "--best", "valid_mean_token_accuracy"],
+    "tty-default": [],
+}
+
+
+async def test_list_of_one_job_prints_byte_for_byte_as_pinned(
+    fake_api_env: FakeAPIServer, fake_clock: FakeClock
+) -> None:
+    """``list JOB`` in every format, ``--best`` too: exit code, stdout and stderr as pinned."""
+    golden = json.loads((FIXTURES / "cli_list_one_job.json").read_text())
+    assert set(ONE_JOB_RUNS) == set(golden)
+    for name, options in ONE_JOB_RUNS.items():
+        out = _Terminal() if name == "tty-default" else io.StringIO()
+        err = io.StringIO()
+        args = cli._parser().parse_args(["list", JOB, *options])
+        code = await cli._run(args, out, err, clock=fake_clock)
+        assert {"code": code, "out": out.getvalue(), "err": err.getvalue()} == golden[name], name
+
+
 @pytest.mark.parametrize(
     ("metric", "pick"),
     [("full_valid_loss", min), ("full_valid_mean_token_accuracy", max)],
@@ -217,7 +249,6 @@ async def test_missing_key_is_a_usage_error() -> None:
 @pytest.mark.parametrize(
     "args",
     [
-        ("list",),
         ("list", JOB, "--limit", "0"),
         ("list", JOB, "--limit", "ten"),
         ("list", JOB, "--format", "xml"),
@@ -487,9 +518,9 @@ async def test_list_turns_bad_settings_into_one_line_exit_2(
     def refuse(**settings: object) -> AsyncClient:
         raise error
 
-    monkeypatch.setattr(cli, "AsyncClient", refuse)
+    monkeypatch.setattr(_cli_common, "AsyncClient", refuse)
     out, err = io.StringIO(), io.StringIO()
-    code = await cli._list_command(cli._parser().parse_args(["list", JOB]), out, err)
+    code = await cli._run(cli._parser().parse_args(["list", JOB]), out, err)
     assert code == 2
     assert out.getvalue() == ""
     assert err.getvalue().count("\n") == 1

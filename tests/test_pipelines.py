@@ -20,6 +20,7 @@ from fine_tune_ckpt import (
     resume_walk,
     walk_jobs,
 )
+from fine_tune_ckpt._pipelines import JobDone, walk_jobs_to_the_end
 from fine_tune_ckpt._selection import pick_best
 from fine_tune_ckpt.testing import FakeAPIServer, FakeClock, Fault
 
@@ -100,6 +101,35 @@ async def test_report_mode_goes_on_after_a_failure(
     ]
     assert failures[0].error.resume_after is None
     assert counts == dict.fromkeys(jobs, 23)
+
+
+async def test_walk_jobs_to_the_end_closes_each_job_with_one_end(
+    client: AsyncClient, fake_api: FakeAPIServer, jobs: dict[str, list[Checkpoint]]
+) -> None:
+    """The command line's walk: each job's checkpoints, then exactly one JobDone or JobFailure."""
+    fake_api.add_job("ftjob-empty", [])
+    names = ["ftjob-missing", *jobs, "ftjob-empty"]
+    ended: dict[str, JobDone | JobFailure] = {}
+    counts: dict[str, int] = {}
+    async for item in walk_jobs_to_the_end(client.checkpoints, names, concurrency=3, limit=5):
+        assert item.fine_tuning_job_id not in ended  # nothing of a job after its end
+        if isinstance(item, JobCheckpoint):
+            counts[item.fine_tuning_job_id] = counts.get(item.fine_tuning_job_id, 0) + 1
+        else:
+            ended[item.fine_tuning_job_id] = item
+    assert sorted(ended) == sorted(names)
+    assert isinstance(ended.pop("ftjob-missing"), JobFailure)
+    assert all(isinstance(end, JobDone) for end in ended.values())
+    assert counts == dict.fromkeys(jobs, 23)
+
+
+async def test_walk_jobs_never_yields_a_job_end(
+    client: AsyncClient, jobs: dict[str, list[Checkpoint]]
+) -> None:
+    """The public walk, in either mode, yields checkpoints and failures only."""
+    names = [*jobs, "ftjob-missing"]
+    reported = [item async for item in walk_jobs(client.checkpoints, names, on_error="report")]
+    assert {type(item) for item in reported} == {JobCheckpoint, JobFailure}
 
 
 async def test_breaking_out_cancels_every_walk(
