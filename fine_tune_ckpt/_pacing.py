@@ -79,6 +79,9 @@ class Pace:
         """Start with nothing known: no hold, no budget, every start free."""
         #: Starts that may go without asking :meth:`delay`: 0 while anything holds them.
         self.free = _OPEN
+        #: Requests waiting their turn in a lane (kept by the transport): they hold a
+        #: connection slot but were not sent, so they spend nothing of the budget yet.
+        self.waiting = 0
         # What `free` was set to last: the difference is what the fast path spent since.
         self._granted = _OPEN
         self._hold_until = -math.inf
@@ -169,10 +172,10 @@ class ConcurrencyWindow:
     """How many requests may be in flight: AIMD with slow start, as TCP's window.
 
     Starts at :data:`INITIAL_CONCURRENCY` (at most ``cap``). While requests queue for it,
-    each completed request grows it: by one (doubling per round of answers) below the
-    threshold, by one per full window above it. A 429 or 5xx halves what was in flight and
-    makes that the threshold, once per round: requests sent before a cut do not cut again.
-    The window never leaves [1, ``cap``].
+    each good answer grows it: by one (doubling per round of answers) below the
+    threshold, by one per full window above it; failures grow nothing. A 429 or 5xx
+    halves what was in flight and makes that the threshold, once per round: requests sent
+    before a cut do not cut again. The window never leaves [1, ``cap``].
     """
 
     def __init__(self, cap: int, initial: int = INITIAL_CONCURRENCY) -> None:
@@ -187,7 +190,7 @@ class ConcurrencyWindow:
         self._credit = 0
 
     def grow(self) -> int:
-        """A request completed while others queued: grow by the rule; return the limit."""
+        """A request was answered while others queued: grow by the rule; return the limit."""
         if self.limit >= self.cap:
             return self.limit
         if self.limit < self._threshold:

@@ -9,9 +9,10 @@ Each attempt, in order: wait for one of the pool's slots (counts toward the dead
 only), then exchange within the attempt's timeout, following redirects by the rules of
 ``_redirects``. The own session lives per event loop (see :class:`Transport`).
 
-Pacing (the rules are in ``_pacing``): when anything holds starts back, an attempt first
-waits its turn in its :class:`Lane`, then for a slot; each answer's status and
-``x-ratelimit-*`` headers feed the pool's :class:`~._pacing.Pace` and the slots' window.
+Pacing (the rules are in ``_pacing``): once it has its slot, an attempt that anything
+holds back (a 429's hold, a request budget running low, a cap) waits its turn in its
+:class:`Lane`; each answer's status and ``x-ratelimit-*`` headers feed the pool's
+:class:`~._pacing.Pace` and the slots' window.
 """
 
 from __future__ import annotations
@@ -299,21 +300,23 @@ class Transport:
         cause: BaseException
         pace = self._pace
         try:
-            if self._capped or (pace is not None and pace.free <= 0):
-                # Something holds starts back (a 429's Retry-After, a request budget
-                # running low, a cap): wait for this attempt's turn, then for a slot.
-                await self._take_turn(call, slots)
-            else:
-                if pace is not None:
-                    pace.free -= 1  # the whole cost of pacing when no limit is near
-                if slots is not None and not slots.take():
-                    # Waiting for a free connection counts toward the deadline, never
-                    # toward the attempt's own timeout: 300 calls sharing 100 connections
-                    # must not time out for having queued behind each other.
-                    async with self._until_deadline(call):
-                        await slots.wait()
-            epoch = slots.epoch if slots is not None else 0
+            if slots is not None and not slots.take():
+                # Waiting for a free connection counts toward the deadline, never toward
+                # the attempt's own timeout: 300 calls sharing 100 connections must not
+                # time out for having queued behind each other.
+                async with self._until_deadline(call):
+                    await slots.wait()
+            answered = False
             try:
+                # Asked once the slot is ours, so the answer is not stale: requests that
+                # queued for a slot must not all start on what the pace said before.
+                if self._capped or (pace is not None and pace.free <= 0):
+                    # Something holds starts back (a 429's Retry-After, a request budget
+                    # running low, a cap): wait for this attempt's turn.
+                    await self._take_turn(call)
+                elif pace is not None:
+                    pace.free -= 1  # the whole cost of pacing when no limit is near
+                epoch = slots.epoch if slots is not None else 0
                 async with asyncio.timeout(self._attempt_budget(call)):
                     response = await self._exchange(session, call, headers, secrets)
             except APIStatusError as refused:
@@ -321,12 +324,13 @@ class Transport:
                     self._learn(pace, refused.status_code, refused.headers, slots, epoch)
                 raise
             else:
+                answered = True
                 if pace is not None and REMAINING_REQUESTS in response.headers:
                     self._learn(pace, response.status, response.headers, slots, epoch)
                 return response
             finally:
                 if slots is not None:
-                    slots.give_back()
+                    slots.give_back(answered)
         except TimeoutError as exc:  # before ClientError: aiohttp's timeouts are both
             failure, cause = (
                 APITimeoutError(f"Request timed out: GET {without_user_info(url)}"),
@@ -350,41 +354,24 @@ class Transport:
             failure.message = failure.args[0]
         raise failure from scrub_chain(cause, secrets)
 
-    async def _take_turn(self, call: _Call, slots: _Slots | None) -> None:
-        """Wait for this attempt's turn to start, then for a slot, which it returns holding.
+    async def _take_turn(self, call: _Call) -> None:
+        """Wait for this attempt's turn to start; on return, it may start at once.
 
-        The lane's requests queue first come, first served; only the one at the head waits
-        on the clock, so a fake clock moves exactly as far as pacing asks. The head keeps
-        its place while it waits for a slot: its start is recorded when it really starts.
-        Every wait counts toward the deadline; one that would pass it is not taken.
+        The lane's requests queue first come, first served, each holding its slot (the
+        window bounds how many wait); only the one at the head waits on the clock, so a
+        fake clock moves exactly as far as pacing asks. Every wait counts toward the
+        deadline; one that would pass it is not taken.
         """
         lane, clock = self.lane, self._clock
         turn = lane.enter()
-        took = False
         try:
             if not lane.is_head(turn):
                 async with self._until_deadline(call):
                     await turn
-            while True:
-                now = clock.monotonic()
-                delay = lane.delay(now)
-                if delay > 0:
-                    self._check_wait_fits(call, delay)
-                    await clock.sleep(delay)
-                elif took or slots is None:
-                    break
-                elif slots.take():
-                    took = True
-                    break
-                else:
-                    async with self._until_deadline(call):
-                        await slots.wait()
-                    took = True  # time passed meanwhile: ask the pace again
+            while (delay := lane.delay(now := clock.monotonic())) > 0:
+                self._check_wait_fits(call, delay)
+                await clock.sleep(delay)
             lane.started(now)
-        except BaseException:
-            if took and slots is not None:
-                slots.give_back()
-            raise
         finally:
             lane.leave(turn)
 
@@ -424,7 +411,8 @@ class Transport:
                 remaining=limits.remaining_requests,
                 reset=limits.reset_requests,
                 limit=limits.limit_requests,
-                in_flight=slots.in_flight - 1 if slots is not None else 0,
+                # Sent and unanswered: not this one, nor those holding a slot in a lane.
+                in_flight=slots.in_flight - 1 - pace.waiting if slots is not None else 0,
                 now=now,
             )
 
@@ -788,21 +776,21 @@ class _Slots:
             await waiter
         except BaseException:
             if waiter.done() and not waiter.cancelled():
-                # Handed a slot just as we were cancelled: pass it on, without counting
-                # this as a completed request that would grow the window.
-                self._free += 1
-                self._serve()
+                self.give_back()  # handed a slot just as we were cancelled: pass it on
             else:
                 with contextlib.suppress(ValueError):
                     self._waiters.remove(waiter)
             raise
 
-    def give_back(self) -> None:
-        """Return a slot: to the longest waiter still waiting, else to the free count."""
+    def give_back(self, answered: bool = False) -> None:
+        """Return a slot: to the longest waiter still waiting, else to the free count.
+
+        ``answered``: the request got a good answer; if others were queueing meanwhile,
+        demand exceeds the window, which grows.
+        """
         self._free += 1
         if self._waiters:
-            if self._window is not None:
-                # A request finished while others queued: demand exceeds the window.
+            if answered and self._window is not None:
                 self._resize(self._window.grow())
             self._serve()
 
@@ -867,9 +855,13 @@ class Lane:
         if queue and queue[0].get_loop() is not loop:
             # Left by a loop that was closed without letting its tasks clean up: nobody
             # will ever wake those entries, and nobody is waiting on them.
+            if self.pace is not None:
+                self.pace.waiting -= len(queue)
             queue.clear()
         turn: asyncio.Future[None] = loop.create_future()
         queue.append(turn)
+        if self.pace is not None:
+            self.pace.waiting += 1
         return turn
 
     def is_head(self, turn: asyncio.Future[None]) -> bool:
@@ -884,8 +876,12 @@ class Lane:
             if queue and not queue[0].done():
                 queue[0].set_result(None)
         else:
-            with contextlib.suppress(ValueError):
+            try:
                 queue.remove(turn)
+            except ValueError:  # cleared by enter(): counted out there
+                return
+        if self.pace is not None:
+            self.pace.waiting -= 1
 
 
 class _HeldPastDeadline(APITimeoutError):
