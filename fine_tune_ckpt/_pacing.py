@@ -140,7 +140,7 @@ class Pace:
         if remaining is None or reset is None:
             return
         self._sync()
-        self._estimate = remaining - in_flight
+        self._estimate = remaining - max(in_flight, 0)
         # Never wait longer for pacing than a retry would for Retry-After: a budget that
         # resets in an hour is the API's to enforce, with a 429 saying how long to wait.
         self._reset_at = now + min(reset, MAX_RETRY_AFTER)

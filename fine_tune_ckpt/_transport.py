@@ -812,7 +812,9 @@ class _Slots:
         """Hand free slots to the longest waiters still waiting."""
         while self._free > 0 and self._waiters:
             waiter = self._waiters.popleft()
-            if not waiter.done():
+            # A loop closed the hard way leaves waiters nobody can wake: its tasks are
+            # only being collected, and their cleanup lands here.
+            if not waiter.done() and not waiter.get_loop().is_closed():
                 self._free -= 1
                 waiter.set_result(None)
 
@@ -873,7 +875,8 @@ class Lane:
         queue = self._queue
         if queue and queue[0] is turn:
             queue.popleft()
-            if queue and not queue[0].done():
+            # A dead loop's entries (its tasks are being collected) are not woken.
+            if queue and not queue[0].done() and not queue[0].get_loop().is_closed():
                 queue[0].set_result(None)
         else:
             try:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import logging
 import math
 import re
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any
@@ -593,6 +595,81 @@ async def test_cancelling_a_request_waiting_for_a_connection_while_paced(
         assert await server.settle() == 1  # the third got its turn and the connection
         server.answer(200)
         await asyncio.gather(first, third)
+
+
+# -- event loops ---------------------------------------------------------------------------
+
+
+def _limited_or_page(url: object, **kwargs: Any) -> CallbackResult:
+    if "ftjob-limited" in str(url):
+        return CallbackResult(status=429, payload=RATE_LIMITED, headers={"retry-after": "2"})
+    return CallbackResult(status=200, payload=LAST_PAGE)
+
+
+def test_a_hold_outlives_the_event_loop_that_learnt_it(mock_http: aioresponses) -> None:
+    """A 429 met in one asyncio.run() still holds the client back in the next."""
+    mock_http.get(re.compile(rf"^{re.escape(MOCKED)}/.*$"), callback=_limited_or_page, repeat=True)
+    clock = FakeClock()
+    client = _client(MOCKED, clock, max_retries=0)
+
+    async def limited() -> None:
+        with pytest.raises(RateLimitError):
+            await client.checkpoints.list("ftjob-limited")
+
+    asyncio.run(limited())
+    asyncio.run(_first_page(client.checkpoints.list("ftjob-next")))
+    asyncio.run(client.aclose())
+    assert clock.sleeps == [2.0]
+
+
+class StrandingClock(FakeClock):
+    """A fake clock whose sleeps never end while ``stranding`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stranding = True
+        self.sleeping = 0
+
+    async def sleep(self, seconds: float) -> None:
+        if self.stranding:
+            self.sleeping += 1
+            await asyncio.get_running_loop().create_future()
+        await super().sleep(seconds)
+
+
+def test_a_line_left_by_a_loop_closed_the_hard_way_is_cleared(mock_http: aioresponses) -> None:
+    """Requests stranded in line by a loop closed without shutdown never block the next loop."""
+    mock_http.get(re.compile(rf"^{re.escape(MOCKED)}/.*$"), callback=_limited_or_page, repeat=True)
+    clock = StrandingClock()
+    client = _client(MOCKED, clock, max_retries=0)
+
+    stranded: list[asyncio.Future[CheckpointPage]] = []
+
+    async def strand() -> None:
+        with pytest.raises(RateLimitError):
+            await client.checkpoints.list("ftjob-limited")
+        for n in range(3):  # one sleeps at the gate, two queue behind it
+            page = _first_page(client.checkpoints.list(f"ftjob-stranded{n}"))
+            stranded.append(asyncio.ensure_future(page))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert clock.sleeping == 1
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(strand())
+    loop.close()  # no shutdown: the stranded requests never run their cleanup
+    clock.stranding = False
+    with warnings.catch_warnings():
+        # The dead loop's session and tasks: only the garbage collector can let them go.
+        warnings.simplefilter("ignore", ResourceWarning)
+        asyncio.run(_first_page(client.checkpoints.list("ftjob-next")))
+        pace = client._transport.pool.pace
+        assert pace is not None
+        assert pace.waiting == 0
+        stranded.clear()
+        gc.collect()  # their cleanup runs now, against a line that no longer holds them
+        assert pace.waiting == 0
+        asyncio.run(client.aclose())
 
 
 # -- the off switch ------------------------------------------------------------------------
