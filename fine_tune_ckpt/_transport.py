@@ -45,7 +45,7 @@ from ._errors import (
     error_for_status,
     request_id_of,
 )
-from ._metadata import rate_limit_from_headers
+from ._metadata import request_budget_from_headers
 from ._options import CallOptions, Limits, is_sensitive
 from ._pacing import (
     REMAINING_REQUESTS,
@@ -406,11 +406,11 @@ class Transport:
             if slots is not None:
                 slots.congested(epoch)
         if REMAINING_REQUESTS in headers:
-            limits = rate_limit_from_headers(headers)
+            remaining, reset, limit = request_budget_from_headers(headers)
             pace.observe(
-                remaining=limits.remaining_requests,
-                reset=limits.reset_requests,
-                limit=limits.limit_requests,
+                remaining=remaining,
+                reset=reset,
+                limit=limit,
                 # Sent and unanswered: not this one, nor those holding a slot in a lane.
                 in_flight=slots.in_flight - 1 - pace.waiting if slots is not None else 0,
                 now=now,

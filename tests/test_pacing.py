@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fine_tune_ckpt._metadata import rate_limit_from_headers, request_budget_from_headers
 from fine_tune_ckpt._pacing import (
     INITIAL_CONCURRENCY,
     ConcurrencyWindow,
@@ -251,3 +252,36 @@ def test_the_cap_holds_for_any_arrivals(rate: float, arrivals: list[float]) -> N
     if rate == int(rate):
         for start in starts:
             assert sum(start <= other < start + 1.0 for other in starts) <= rate
+
+
+_budget_values = st.one_of(
+    st.sampled_from(["0", "59", "10000", "1s", "6m0s", "250ms", "", " 7 ", "-1", "1e3", "abc"]),
+    st.text(max_size=12),
+)
+
+
+@given(
+    headers=st.dictionaries(
+        st.sampled_from(
+            [
+                "x-ratelimit-limit-requests",
+                "X-RateLimit-Remaining-Requests",
+                "x-ratelimit-remaining-requests",
+                "x-ratelimit-reset-requests",
+                "x-ratelimit-reset-tokens",
+                "content-type",
+            ]
+        ),
+        _budget_values,
+    )
+)
+def test_the_request_budget_is_read_as_the_rate_limit_record_reads_it(
+    headers: dict[str, str],
+) -> None:
+    """Pacing's cheaper reader agrees with ``RateLimit`` on every header it reads."""
+    full = rate_limit_from_headers(headers)
+    assert request_budget_from_headers(headers) == (
+        full.remaining_requests,
+        full.reset_requests,
+        full.limit_requests,
+    )
