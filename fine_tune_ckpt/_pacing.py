@@ -26,6 +26,7 @@ from ._retry import MAX_RETRY_AFTER, retry_after_seconds
 __all__ = [
     "INITIAL_CONCURRENCY",
     "LOW_WATER_FRACTION",
+    "OPEN",
     "REMAINING_REQUESTS",
     "ConcurrencyWindow",
     "Pace",
@@ -44,8 +45,10 @@ INITIAL_CONCURRENCY = 10
 LOW_WATER_FRACTION = 0.1
 #: The header whose presence makes an answer worth reading for pacing.
 REMAINING_REQUESTS = "x-ratelimit-remaining-requests"
-#: What :attr:`Pace.free` holds when nothing limits starts: more than any run will use.
-_OPEN = 2**62
+#: The most :attr:`Pace.free` holds, when nothing limits starts. Counting down from it
+#: stays within CPython's cached small ints (up to 256), so the fast path allocates
+#: nothing; once it runs out, one start asks :meth:`Pace.delay` and it is granted again.
+OPEN = 256
 
 
 def hold_seconds(status: int, headers: Mapping[str, str], *, now: float) -> float | None:
@@ -78,12 +81,12 @@ class Pace:
     def __init__(self) -> None:
         """Start with nothing known: no hold, no budget, every start free."""
         #: Starts that may go without asking :meth:`delay`: 0 while anything holds them.
-        self.free = _OPEN
+        self.free = OPEN
         #: Requests waiting their turn in a lane (kept by the transport): they hold a
         #: connection slot but were not sent, so they spend nothing of the budget yet.
         self.waiting = 0
         # What `free` was set to last: the difference is what the fast path spent since.
-        self._granted = _OPEN
+        self._granted = OPEN
         self._hold_until = -math.inf
         # Requests the API will still take before `_reset_at`, less those in flight
         # (`None`: no x-ratelimit-*-requests seen, or the reset has passed).
@@ -162,9 +165,9 @@ class Pace:
         if now < self._hold_until:
             free = 0
         elif self._estimate is not None:
-            free = max(self._estimate - self._low_water, 0)
+            free = min(max(self._estimate - self._low_water, 0), OPEN)
         else:
-            free = _OPEN
+            free = OPEN
         self.free = self._granted = free
 
 

@@ -363,6 +363,11 @@ class Transport:
         deadline; one that would pass it is not taken.
         """
         lane, clock = self.lane, self._clock
+        if lane.idle:
+            now = clock.monotonic()
+            if lane.delay(now) <= 0:  # e.g. the fast path's count ran out, nothing more
+                lane.started(now)
+                return
         turn = lane.enter()
         try:
             if not lane.is_head(turn):
@@ -849,6 +854,11 @@ class Lane:
             self.pace.started(now)
         for window in self.windows:
             window.started(now)
+
+    @property
+    def idle(self) -> bool:
+        """Whether nobody is waiting in line."""
+        return not self._queue
 
     def enter(self) -> asyncio.Future[None]:
         """Join the queue; the future is set when this entry becomes the head."""

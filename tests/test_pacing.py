@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from fine_tune_ckpt._metadata import rate_limit_from_headers, request_budget_from_headers
 from fine_tune_ckpt._pacing import (
     INITIAL_CONCURRENCY,
+    OPEN,
     ConcurrencyWindow,
     Pace,
     RequestsPerSecond,
@@ -57,11 +58,13 @@ class TestPace:
     def test_nothing_known_costs_nothing(self) -> None:
         """With nothing heard from the API every start is free, and stays so."""
         pace = Pace()
-        assert pace.free > 10**15
+        assert pace.free == OPEN
         assert pace.delay(0.0) == 0.0
-        pace.free -= 1
+        for _ in range(OPEN):
+            pace.free -= 1
+        assert pace.delay(0.0) == 0.0  # ran out: asked once, and granted again
         pace.started(0.0)
-        assert pace.free > 10**15
+        assert pace.free == OPEN
 
     def test_a_hold_stops_every_start_until_it_passes(self) -> None:
         """A hold closes the fast path and delays starts until it has passed."""
@@ -72,7 +75,7 @@ class TestPace:
         assert pace.delay(11.5) == 0.5
         assert pace.delay(12.0) == 0.0
         pace.started(12.0)
-        assert pace.free > 10**15  # open again
+        assert pace.free == OPEN  # open again
 
     def test_a_shorter_hold_never_shortens_a_longer_one(self) -> None:
         """Holds only extend."""
@@ -87,6 +90,12 @@ class TestPace:
         pace.observe(remaining=59, reset=1.0, limit=60, in_flight=0, now=0.0)
         assert pace.free == 59 - 6  # 10 % of the limit is kept as a margin
         assert pace.delay(0.0) == 0.0
+        pace.observe(remaining=1300, reset=1.0, limit=10000, in_flight=0, now=0.0)
+        assert pace.free == OPEN  # at most OPEN at a time...
+        for _ in range(OPEN):
+            pace.free -= 1
+        pace.started(0.0)
+        assert pace.free == 1300 - OPEN - 1 - 1000  # ...each charged to the budget
 
     def test_requests_in_flight_count_against_the_budget(self) -> None:
         """Each request already sent will spend one of what the answer reported."""
@@ -107,7 +116,7 @@ class TestPace:
             pace.started(now)
         assert starts == [2.0, 4.0, 6.0, 8.0]  # 3 left: the 4th start waits for the reset
         assert pace.delay(8.0) == 0.0  # and the budget is whole again
-        assert pace.free > 10**15
+        assert pace.free == OPEN
 
     def test_an_empty_budget_waits_for_the_reset(self) -> None:
         """Nothing left (or less than in flight): the next start waits for the reset."""
@@ -137,7 +146,7 @@ class TestPace:
         pace.observe(remaining=None, reset=1.0, limit=60, in_flight=0, now=0.0)
         pace.observe(remaining=0, reset=None, limit=60, in_flight=0, now=0.0)
         assert pace.delay(0.0) == 0.0
-        assert pace.free > 10**15
+        assert pace.free == OPEN
 
     def test_without_a_limit_the_margin_is_one(self) -> None:
         """No x-ratelimit-limit-requests: pacing starts when one request is left."""

@@ -578,7 +578,7 @@ async def test_cancelling_held_requests_leaves_nothing_behind() -> None:
 async def test_cancelling_a_request_waiting_for_a_connection_while_paced(
     mock_http: aioresponses,
 ) -> None:
-    """A request that had its turn but waits for a connection gives both up when cancelled."""
+    """A capped request cancelled while it waits for a connection passes the connection on."""
     server = Parking(mock_http)
     async with _client(
         MOCKED, FakeClock(), max_connections=1, max_requests_per_second=1000
@@ -589,7 +589,7 @@ async def test_cancelling_a_request_waiting_for_a_connection_while_paced(
         third = asyncio.ensure_future(_first_page(client.checkpoints.list("ftjob-3")))
         for _ in range(10):
             await asyncio.sleep(0)
-        second.cancel()  # at the head of the line, waiting for the one connection
+        second.cancel()  # first in line for the one connection
         await asyncio.gather(second, return_exceptions=True)
         server.answer(200)
         assert await server.settle() == 1  # the third got its turn and the connection
