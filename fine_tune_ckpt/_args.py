@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 
 __all__ = [
+    "check_bool",
     "check_cursor",
     "check_job_id",
     "check_non_negative_int",
     "check_optional_positive_int",
+    "check_optional_rate",
     "check_optional_seconds",
     "check_positive_int",
 ]
@@ -74,3 +76,27 @@ def check_optional_seconds(name: str, value: object) -> float | None:
         shown = value if isinstance(value, float) or abs(value) < 10**30 else "a huge number"
         raise ValueError(f"{name} must be a finite number of seconds above 0, got {shown}")
     return seconds
+
+
+def check_optional_rate(name: str, value: object) -> float | None:
+    """Return ``value`` as a float if it is ``None`` or a finite number above 0 per second."""
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number or None, not {type(value).__name__}")
+    try:
+        rate = float(value)
+    except OverflowError:  # an int too large for a float: no finite rate
+        rate = math.inf
+    # 1 / rate is the spacing between starts: it must be a finite number of seconds too.
+    if not math.isfinite(rate) or rate <= 0 or not math.isfinite(1.0 / rate):
+        shown = value if isinstance(value, float) or abs(value) < 10**30 else "a huge number"
+        raise ValueError(f"{name} must be a finite number above 0, got {shown}")
+    return rate
+
+
+def check_bool(name: str, value: object) -> bool:
+    """Return ``value`` if it is ``True`` or ``False`` (not 0, 1 or another truthy value)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, not {type(value).__name__}")
+    return value

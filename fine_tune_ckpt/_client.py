@@ -17,7 +17,13 @@ from typing import Any, Self
 import aiohttp
 from yarl import URL
 
-from ._args import check_non_negative_int, check_optional_seconds, check_positive_int
+from ._args import (
+    check_bool,
+    check_non_negative_int,
+    check_optional_rate,
+    check_optional_seconds,
+    check_positive_int,
+)
 from ._backends import Backend, Credential, TokenProvider, azure_base_url, check_header_value
 from ._clock import Clock, SystemClock
 from ._errors import FineTuneCkptError
@@ -32,7 +38,7 @@ from ._options import (
 )
 from ._proxies import ProxyRules, check_proxy_url
 from ._resource import AsyncCheckpointsResource
-from ._transport import DEFAULT_MAX_CONNECTIONS, Pool, Transport
+from ._transport import DEFAULT_MAX_CONNECTIONS, Lane, Pool, Transport
 from ._version import __version__
 
 __all__ = [
@@ -109,6 +115,14 @@ class AsyncClient:
     - ``max_connections``: the most connections the client's own session opens at once
       (default 1,000, as the official SDK). Requests past it wait for a free connection;
       that wait counts toward ``deadline``, never toward ``timeout``.
+    - ``pacing``: on by default, shared with ``with_options`` copies. A 429's
+      ``retry-after-ms``/``Retry-After`` holds back every request of the client until it
+      has passed; ``x-ratelimit-remaining-requests`` running low spreads the next starts
+      over ``x-ratelimit-reset-requests``; the number of requests in flight starts at 10,
+      grows while more are waiting and halves on 429s and 5xx. ``False`` turns it off.
+    - ``max_requests_per_second``: a cap (``None``: none). Requests start at least
+      ``1/N`` s apart, never more than ``N`` in any one-second window when ``N`` is whole.
+      Waiting for pacing counts toward ``deadline``, like waiting for a connection.
     - ``session``: an ``aiohttp.ClientSession`` to borrow (e.g. one shared by a web app);
       it is used and never closed, and must belong to the event loop that uses the
       client, be open, have no ``auth=`` (the client sends its own ``Authorization``) and
@@ -138,6 +152,8 @@ class AsyncClient:
         deadline: float | None = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_requests_per_second: float | None = None,
+        pacing: bool = True,
         default_headers: Mapping[str, str] | None = None,
         default_query: Mapping[str, str | int] | None = None,
         proxy: str | URL | None = None,
@@ -169,6 +185,8 @@ class AsyncClient:
             deadline=deadline,
             max_retries=max_retries,
             max_connections=max_connections,
+            max_requests_per_second=max_requests_per_second,
+            pacing=pacing,
             default_headers=default_headers,
             default_query=default_query,
             proxy=proxy,
@@ -188,6 +206,8 @@ class AsyncClient:
         deadline: float | None,
         max_retries: int,
         max_connections: int,
+        max_requests_per_second: float | None,
+        pacing: bool,
         default_headers: Mapping[str, str] | None,
         default_query: Mapping[str, str | int] | None,
         proxy: str | URL | None,
@@ -197,10 +217,12 @@ class AsyncClient:
         reserved_query: frozenset[str] = frozenset(),
         pool: Pool | None = None,
         proxy_rules: ProxyRules | None = None,
+        lane: Lane | None = None,
     ) -> None:
         """Check what every client shares, then build its backend, transport and resources.
 
-        ``pool`` and ``proxy_rules`` come from the client a ``with_options`` copy is made of.
+        ``pool``, ``proxy_rules`` and ``lane`` come from the client a ``with_options`` copy
+        is made of; a copy's ``max_requests_per_second`` is a cap of its own on top.
         """
         # Kept, as given, for with_options: a copy is configured the same way, over them.
         self._settings: dict[str, Any] = {
@@ -212,6 +234,8 @@ class AsyncClient:
             "deadline": deadline,
             "max_retries": max_retries,
             "max_connections": max_connections,
+            "max_requests_per_second": max_requests_per_second,
+            "pacing": pacing,
             "default_headers": default_headers,
             "default_query": default_query,
             "proxy": proxy,
@@ -226,6 +250,8 @@ class AsyncClient:
         self.deadline = check_optional_seconds("deadline", deadline)
         self.max_retries = check_non_negative_int("max_retries", max_retries)
         self.max_connections = check_positive_int("max_connections", max_connections)
+        rate = check_optional_rate("max_requests_per_second", max_requests_per_second)
+        check_bool("pacing", pacing)
         if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
             raise TypeError(
                 f"ssl_context must be an ssl.SSLContext or None, not {type(ssl_context).__name__}"
@@ -274,6 +300,9 @@ class AsyncClient:
             ssl_context=ssl_context,
             clock=clock if clock is not None else SystemClock(),
             pool=pool,
+            pacing=pacing,
+            max_requests_per_second=rate,
+            lane=lane,
         )
         #: The job reads: ``client.jobs.retrieve(job_id)`` and ``client.jobs.list()``.
         self.jobs = AsyncJobsResource(self._transport, self._backend)
@@ -294,14 +323,20 @@ class AsyncClient:
         max_retries: int | NotGiven = NOT_GIVEN,
         default_headers: Mapping[str, str] | None = None,
         default_query: Mapping[str, str | int] | None = None,
+        max_requests_per_second: float | None = None,
     ) -> Self:
         """A client like this one with some settings changed, sharing its connections.
 
         Named as in the official SDK. ``default_headers`` and ``default_query`` are added
         to this client's. The copy shares this client's session and connection pool:
         closing the copy leaves them open; closing this client closes them for both.
+        It shares the pacing too: a 429 met by either holds back both, and the copy's
+        requests count toward this client's ``max_requests_per_second``;
+        ``max_requests_per_second`` here adds a cap for the copy's own requests.
         """
         settings = dict(self._settings)
+        # The copy's own cap, on top of this client's lane (which holds this client's).
+        settings["max_requests_per_second"] = max_requests_per_second
         for name, value in (("timeout", timeout), ("deadline", deadline)):
             if not isinstance(value, NotGiven):
                 settings[name] = value
@@ -318,7 +353,12 @@ class AsyncClient:
         copy.__dict__.update(
             {key: value for key, value in vars(self).items() if key not in _BUILT_ATTRIBUTES}
         )
-        copy._configure(**settings, pool=self._transport.pool, proxy_rules=self._proxy_rules)
+        copy._configure(
+            **settings,
+            pool=self._transport.pool,
+            proxy_rules=self._proxy_rules,
+            lane=self._transport.lane,
+        )
         return copy
 
     def __repr__(self) -> str:
@@ -391,6 +431,8 @@ class AsyncAzureClient(AsyncClient):
         deadline: float | None = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_requests_per_second: float | None = None,
+        pacing: bool = True,
         default_headers: Mapping[str, str] | None = None,
         default_query: Mapping[str, str | int] | None = None,
         proxy: str | URL | None = None,
@@ -491,6 +533,8 @@ class AsyncAzureClient(AsyncClient):
             deadline=deadline,
             max_retries=max_retries,
             max_connections=max_connections,
+            max_requests_per_second=max_requests_per_second,
+            pacing=pacing,
             default_headers=default_headers,
             default_query=default_query,
             proxy=proxy,

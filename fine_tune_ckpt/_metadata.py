@@ -21,6 +21,7 @@ __all__ = [
     "parse_go_duration",
     "processing_ms_from_headers",
     "rate_limit_from_headers",
+    "request_budget_from_headers",
     "response_info",
 ]
 
@@ -62,6 +63,8 @@ _LIMIT_TOKENS = "x-ratelimit-limit-tokens"
 _REMAINING_TOKENS = "x-ratelimit-remaining-tokens"
 _RESET_TOKENS = "x-ratelimit-reset-tokens"
 _PROCESSING_MS = "openai-processing-ms"
+
+_REQUEST_BUDGET_HEADERS = (_LIMIT_REQUESTS, _REMAINING_REQUESTS, _RESET_REQUESTS)
 
 _RATE_LIMIT_HEADERS = (
     _LIMIT_REQUESTS,
@@ -235,6 +238,22 @@ def rate_limit_from_headers(headers: Mapping[str, str]) -> RateLimit:
         limit_tokens=_parse_count(found.get(_LIMIT_TOKENS)),
         remaining_tokens=_parse_count(found.get(_REMAINING_TOKENS)),
         reset_tokens=_parse_duration(found.get(_RESET_TOKENS)),
+    )
+
+
+def request_budget_from_headers(
+    headers: Mapping[str, str],
+) -> tuple[int | None, float | None, int | None]:
+    """``(remaining, reset, limit)`` of the request budget, read as :class:`RateLimit` reads them.
+
+    Only the three ``x-ratelimit-*-requests`` headers: pacing reads them from every answer,
+    and skipping the token headers and the record makes that two to three times cheaper.
+    """
+    found = _find(headers, _REQUEST_BUDGET_HEADERS)
+    return (
+        _parse_count(found.get(_REMAINING_REQUESTS)),
+        _parse_duration(found.get(_RESET_REQUESTS)),
+        _parse_count(found.get(_LIMIT_REQUESTS)),
     )
 
 

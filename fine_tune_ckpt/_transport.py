@@ -8,6 +8,11 @@ scrubbed of credentials, so callers never see aiohttp's or tenacity's, nor the k
 Each attempt, in order: wait for one of the pool's slots (counts toward the deadline
 only), then exchange within the attempt's timeout, following redirects by the rules of
 ``_redirects``. The own session lives per event loop (see :class:`Transport`).
+
+Pacing (the rules are in ``_pacing``): once it has its slot, an attempt that anything
+holds back (a 429's hold, a request budget running low, a cap) waits its turn in its
+:class:`Lane`; each answer's status and ``x-ratelimit-*`` headers feed the pool's
+:class:`~._pacing.Pace` and the slots' window.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import contextlib
 import logging
 import random
 import ssl
+import sys
 from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -39,7 +45,16 @@ from ._errors import (
     error_for_status,
     request_id_of,
 )
+from ._metadata import request_budget_from_headers
 from ._options import CallOptions, Limits, is_sensitive
+from ._pacing import (
+    REMAINING_REQUESTS,
+    ConcurrencyWindow,
+    Pace,
+    RequestsPerSecond,
+    hold_seconds,
+    is_congestion,
+)
 from ._proxies import ProxyRules
 from ._redact import redacted_text, scrub_chain, scrub_error, secrets_of, without_user_info
 from ._redirects import REDIRECT_STATUSES, redirect_target, same_origin
@@ -50,7 +65,7 @@ from ._tracing import start_attempt
 if TYPE_CHECKING:
     from tenacity import RetryCallState
 
-__all__ = ["DEFAULT_MAX_CONNECTIONS", "MAX_BODY_BYTES", "Pool", "Response", "Transport"]
+__all__ = ["DEFAULT_MAX_CONNECTIONS", "MAX_BODY_BYTES", "Lane", "Pool", "Response", "Transport"]
 
 logger = logging.getLogger("fine_tune_ckpt")
 
@@ -61,6 +76,8 @@ MAX_BODY_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_CONNECTIONS = 1000
 #: How much of a body is read at a time when it has to be counted as it is decoded.
 _READ_CHUNK = 256 * 1024
+#: The window's ceiling for a lent session whose connector sets no limit.
+_UNBOUNDED = sys.maxsize
 
 
 @attrs.frozen
@@ -114,11 +131,16 @@ class Transport:
         max_body_bytes: int = MAX_BODY_BYTES,
         random_source: Callable[[], float] = random.random,
         pool: Pool | None = None,
+        pacing: bool = True,
+        max_requests_per_second: float | None = None,
+        lane: Lane | None = None,
     ) -> None:
         """Set up the transport; nothing is connected until the first request.
 
         ``pool`` shares another transport's sessions and connections (``with_options``):
-        this transport then never closes them.
+        this transport then never closes them. ``pacing`` applies to a pool made here.
+        ``lane`` is the other transport's place in the queue for pacing;
+        ``max_requests_per_second`` adds a cap of this transport's own on top of it.
 
         ``headers`` go everywhere; ``origin_headers`` (a gateway's) and ``credentials``
         only to the origin asked for; ``credential`` is asked of its provider before every
@@ -131,7 +153,16 @@ class Transport:
         self._proxies = proxies if proxies is not None else ProxyRules()
         self._limits = Limits(timeout=timeout, deadline=deadline, max_retries=max_retries)
         self._owns_pool = pool is None
-        self.pool = pool if pool is not None else Pool(session, max_connections)
+        self.pool = pool if pool is not None else Pool(session, max_connections, pacing=pacing)
+        lane = lane if lane is not None else self.pool.lane
+        if max_requests_per_second is not None:
+            lane = lane.narrowed(max_requests_per_second)
+        #: Where this transport's requests wait their turn when pacing holds them back;
+        #: a ``with_options`` copy shares it, unless it adds a cap of its own.
+        self.lane = lane
+        self._pace = self.pool.pace
+        # A cap means every start is checked: the fast path is only for uncapped lanes.
+        self._capped = bool(lane.windows)
         self._closed = False
         self._clock = clock
         # True: aiohttp's default, verified TLS; a context replaces it, never disables it.
@@ -174,7 +205,7 @@ class Transport:
         try:
             return await attempt_once(call)
         except Exception as error:  # CancelledError is a BaseException: never caught
-            if call.limits.max_retries == 0 or not should_retry(error):
+            if call.limits.max_retries == 0 or not _retryable(error):
                 raise
             first_failure: Exception | None = error
 
@@ -195,7 +226,7 @@ class Transport:
             sleep=self._clock.sleep,
             stop=lambda state: self._should_stop(state, call),
             wait=self._wait,
-            retry=retry_if_exception(should_retry),
+            retry=retry_if_exception(_retryable),
             before_sleep=lambda state: self._log_retry(state, call),
             reraise=True,
         )
@@ -267,6 +298,7 @@ class Transport:
             secrets = secrets + secrets_of([value])
         failure: FineTuneCkptError
         cause: BaseException
+        pace = self._pace
         try:
             if slots is not None and not slots.take():
                 # Waiting for a free connection counts toward the deadline, never toward
@@ -274,12 +306,31 @@ class Transport:
                 # time out for having queued behind each other.
                 async with self._until_deadline(call):
                     await slots.wait()
+            answered = False
             try:
+                # Asked once the slot is ours, so the answer is not stale: requests that
+                # queued for a slot must not all start on what the pace said before.
+                if self._capped or (pace is not None and pace.free <= 0):
+                    # Something holds starts back (a 429's Retry-After, a request budget
+                    # running low, a cap): wait for this attempt's turn.
+                    await self._take_turn(call)
+                elif pace is not None:
+                    pace.free -= 1  # the whole cost of pacing when no limit is near
+                epoch = slots.epoch if slots is not None else 0
                 async with asyncio.timeout(self._attempt_budget(call)):
-                    return await self._exchange(session, call, headers, secrets)
+                    response = await self._exchange(session, call, headers, secrets)
+            except APIStatusError as refused:
+                if pace is not None:
+                    self._learn(pace, refused.status_code, refused.headers, slots, epoch)
+                raise
+            else:
+                answered = True
+                if pace is not None and REMAINING_REQUESTS in response.headers:
+                    self._learn(pace, response.status, response.headers, slots, epoch)
+                return response
             finally:
                 if slots is not None:
-                    slots.give_back()
+                    slots.give_back(answered)
         except TimeoutError as exc:  # before ClientError: aiohttp's timeouts are both
             failure, cause = (
                 APITimeoutError(f"Request timed out: GET {without_user_info(url)}"),
@@ -302,6 +353,73 @@ class Transport:
         if isinstance(failure, APIError):
             failure.message = failure.args[0]
         raise failure from scrub_chain(cause, secrets)
+
+    async def _take_turn(self, call: _Call) -> None:
+        """Wait for this attempt's turn to start; on return, it may start at once.
+
+        The lane's requests queue first come, first served, each holding its slot (the
+        window bounds how many wait); only the one at the head waits on the clock, so a
+        fake clock moves exactly as far as pacing asks. Every wait counts toward the
+        deadline; one that would pass it is not taken.
+        """
+        lane, clock = self.lane, self._clock
+        if lane.idle:
+            now = clock.monotonic()
+            if lane.delay(now) <= 0:  # e.g. the fast path's count ran out, nothing more
+                lane.started(now)
+                return
+        turn = lane.enter()
+        try:
+            if not lane.is_head(turn):
+                async with self._until_deadline(call):
+                    await turn
+            while (delay := lane.delay(now := clock.monotonic())) > 0:
+                self._check_wait_fits(call, delay)
+                await clock.sleep(delay)
+            lane.started(now)
+        finally:
+            lane.leave(turn)
+
+    def _check_wait_fits(self, call: _Call, delay: float) -> None:
+        """Raise at once if waiting ``delay`` seconds for pacing would pass the deadline."""
+        deadline = call.limits.deadline
+        if deadline is None:
+            return
+        if self._clock.monotonic() - call.started + delay >= deadline:
+            raise _HeldPastDeadline(
+                f"Deadline of {deadline} s would pass while this client holds requests back "
+                f"for another {delay:.3g} s (the API's rate limit or max_requests_per_second)"
+            )
+
+    def _learn(
+        self,
+        pace: Pace,
+        status: int,
+        headers: Mapping[str, str],
+        slots: _Slots | None,
+        epoch: int,
+    ) -> None:
+        """Feed an answer to the pacing: a 429's hold, a window cut, the request budget.
+
+        Called while the attempt still holds its slot: ``slots.in_flight`` counts it.
+        """
+        now = self._clock.monotonic()
+        if is_congestion(status):
+            seconds = hold_seconds(status, headers, now=self._clock.time())
+            if seconds is not None:
+                pace.hold(seconds, now)
+            if slots is not None:
+                slots.congested(epoch)
+        if REMAINING_REQUESTS in headers:
+            remaining, reset, limit = request_budget_from_headers(headers)
+            pace.observe(
+                remaining=remaining,
+                reset=reset,
+                limit=limit,
+                # Sent and unanswered: not this one, nor those holding a slot in a lane.
+                in_flight=slots.in_flight - 1 - pace.waiting if slots is not None else 0,
+                now=now,
+            )
 
     async def _exchange(
         self,
@@ -467,12 +585,22 @@ class Pool:
 
     A lent session, or the client's own, one per event loop (see :class:`_OwnSession`).
     Closing the pool closes the own session; copies share it and never close it.
+
+    With ``pacing``, the pool also holds what the API's answers taught: one
+    :class:`~._pacing.Pace` for every request of the client and its copies, and slots
+    whose window backs off on 429s and 5xx.
     """
 
-    def __init__(self, lent: aiohttp.ClientSession | None, max_connections: int) -> None:
+    def __init__(
+        self, lent: aiohttp.ClientSession | None, max_connections: int, *, pacing: bool = True
+    ) -> None:
         """Hold ``lent`` if given; else open an own session on first use."""
         self._lent = lent
         self._max_connections = max_connections
+        #: What the API said about when requests may start (``None``: pacing is off).
+        self.pace = Pace() if pacing else None
+        #: Where uncapped requests wait their turn when the pace holds them back.
+        self.lane = Lane(self.pace, ())
         self.own: _OwnSession | None = None
         self._lent_loop: asyncio.AbstractEventLoop | None = None
         self._lent_semaphore: _Slots | None = None
@@ -503,7 +631,9 @@ class Pool:
         if own is None or own.loop is not loop:
             if own is not None:
                 await own.retire()
-            own = self.own = await _OwnSession.open(loop, self._max_connections)
+            own = self.own = await _OwnSession.open(
+                loop, self._max_connections, adaptive=self.pace is not None
+            )
         return own.session, own.slots
 
     def _lent_slots(
@@ -523,7 +653,12 @@ class Pool:
         if self._lent_loop is not loop:
             self._lent_loop = loop
             limit = session.connector.limit if session.connector is not None else 0
-            self._lent_semaphore = _Slots(limit) if limit else None
+            if self.pace is not None:
+                # Pacing needs the count in flight and a window to move, pool limit or not.
+                cap = limit or _UNBOUNDED
+                self._lent_semaphore = _Slots(cap, ConcurrencyWindow(cap))
+            else:
+                self._lent_semaphore = _Slots(limit) if limit else None
         return self._lent_semaphore
 
 
@@ -547,8 +682,13 @@ class _OwnSession:
         self._guard = guard
 
     @classmethod
-    async def open(cls, loop: asyncio.AbstractEventLoop, max_connections: int) -> _OwnSession:
-        """Create a session in ``loop`` with a pool of ``max_connections``."""
+    async def open(
+        cls, loop: asyncio.AbstractEventLoop, max_connections: int, *, adaptive: bool = False
+    ) -> _OwnSession:
+        """Create a session in ``loop`` with a pool of ``max_connections``.
+
+        ``adaptive``: its slots start at a smaller window that AIMD moves (pacing).
+        """
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=max_connections),
             # Our own asyncio.timeout bounds each attempt; aiohttp's 5-minute default
@@ -557,7 +697,8 @@ class _OwnSession:
         )
         guard = _close_at_loop_shutdown(session)
         await anext(guard)  # parks it at its yield: the loop now tracks it
-        return cls(loop, session, _Slots(max_connections), guard)
+        window = ConcurrencyWindow(max_connections) if adaptive else None
+        return cls(loop, session, _Slots(max_connections, window), guard)
 
     async def close(self) -> None:
         """Close the session now, if it is in the running loop; else retire it."""
@@ -604,11 +745,26 @@ class _Slots:
 
     ``asyncio.Semaphore`` would do, but costs seven Python calls a request on the success
     path; :meth:`take` is one attribute test when a connection is free.
+
+    With a :class:`~._pacing.ConcurrencyWindow` (pacing), fewer than ``size`` may be
+    taken: the window's limit, which grows while requests queue and shrinks on 429s and
+    5xx (:meth:`congested`). A cut can leave ``_free`` below zero: requests already out
+    finish, and no new one starts until enough have.
     """
 
-    def __init__(self, size: int) -> None:
-        self._free = size
+    def __init__(self, size: int, window: ConcurrencyWindow | None = None) -> None:
+        self._window = window
+        self._limit = size if window is None else window.limit
+        self._free = self._limit
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        #: The window's epoch, read by a request when it takes its slot (see
+        #: :meth:`congested`); always 0 without a window.
+        self.epoch = 0
+
+    @property
+    def in_flight(self) -> int:
+        """Slots taken now (handed to a waiter included)."""
+        return self._limit - self._free
 
     def take(self) -> bool:
         """Take a free slot at once if there is one nobody is queueing for."""
@@ -631,14 +787,123 @@ class _Slots:
                     self._waiters.remove(waiter)
             raise
 
-    def give_back(self) -> None:
-        """Return a slot: to the longest waiter still waiting, else to the free count."""
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
+    def give_back(self, answered: bool = False) -> None:
+        """Return a slot: to the longest waiter still waiting, else to the free count.
+
+        ``answered``: the request got a good answer; if others were queueing meanwhile,
+        demand exceeds the window, which grows.
+        """
         self._free += 1
+        if self._waiters:
+            if answered and self._window is not None:
+                self._resize(self._window.grow())
+            self._serve()
+
+    def congested(self, epoch: int) -> None:
+        """A request that took its slot in ``epoch`` met a 429 or 5xx: maybe cut the window.
+
+        Called before that request gives its slot back, so it counts as in flight.
+        """
+        window = self._window
+        if window is not None:
+            self._resize(window.congested(epoch, self.in_flight))
+            self.epoch = window.epoch
+
+    def _resize(self, limit: int) -> None:
+        self._free += limit - self._limit
+        self._limit = limit
+
+    def _serve(self) -> None:
+        """Hand free slots to the longest waiters still waiting."""
+        while self._free > 0 and self._waiters:
+            waiter = self._waiters.popleft()
+            # A loop closed the hard way leaves waiters nobody can wake: its tasks are
+            # only being collected, and their cleanup lands here.
+            if not waiter.done() and not waiter.get_loop().is_closed():
+                self._free -= 1
+                waiter.set_result(None)
+
+
+class Lane:
+    """Requests waiting their turn to start, first come, first served; one sleeps at a time.
+
+    A pool's uncapped requests share one lane. A client with ``max_requests_per_second``
+    has a lane of its own, with that cap on top of the caps of the client it was copied
+    from, if any (``windows``). Every lane of a pool consults the pool's one ``pace``.
+    """
+
+    def __init__(self, pace: Pace | None, windows: tuple[RequestsPerSecond, ...]) -> None:
+        self.pace = pace
+        self.windows = windows
+        self._queue: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    def narrowed(self, rate: float) -> Lane:
+        """A new lane whose requests also keep to ``rate`` starts per second."""
+        return Lane(self.pace, (*self.windows, RequestsPerSecond(rate)))
+
+    def delay(self, now: float) -> float:
+        """Seconds until the next start may happen, by the pace and every cap."""
+        wait = 0.0 if self.pace is None else self.pace.delay(now)
+        for window in self.windows:
+            wait = max(wait, window.delay(now))
+        return wait
+
+    def started(self, now: float) -> None:
+        """Record a start with the pace and every cap."""
+        if self.pace is not None:
+            self.pace.started(now)
+        for window in self.windows:
+            window.started(now)
+
+    @property
+    def idle(self) -> bool:
+        """Whether nobody is waiting in line."""
+        return not self._queue
+
+    def enter(self) -> asyncio.Future[None]:
+        """Join the queue; the future is set when this entry becomes the head."""
+        loop = asyncio.get_running_loop()
+        queue = self._queue
+        if queue and queue[0].get_loop() is not loop:
+            # Left by a loop that was closed without letting its tasks clean up: nobody
+            # will ever wake those entries, and nobody is waiting on them.
+            if self.pace is not None:
+                self.pace.waiting -= len(queue)
+            queue.clear()
+        turn: asyncio.Future[None] = loop.create_future()
+        queue.append(turn)
+        if self.pace is not None:
+            self.pace.waiting += 1
+        return turn
+
+    def is_head(self, turn: asyncio.Future[None]) -> bool:
+        """Whether ``turn`` is first in the queue (and so may wait on the clock)."""
+        return self._queue[0] is turn
+
+    def leave(self, turn: asyncio.Future[None]) -> None:
+        """Leave the queue, started or not; the head hands its place to the next."""
+        queue = self._queue
+        if queue and queue[0] is turn:
+            queue.popleft()
+            # A dead loop's entries (its tasks are being collected) are not woken.
+            if queue and not queue[0].done() and not queue[0].get_loop().is_closed():
+                queue[0].set_result(None)
+        else:
+            try:
+                queue.remove(turn)
+            except ValueError:  # cleared by enter(): counted out there
+                return
+        if self.pace is not None:
+            self.pace.waiting -= 1
+
+
+class _HeldPastDeadline(APITimeoutError):
+    """Waiting for pacing would pass the deadline: final, retrying could not help."""
+
+
+def _retryable(error: BaseException) -> bool:
+    """The retry rules, except that a request held past its deadline is not retried."""
+    return should_retry(error) and not isinstance(error, _HeldPastDeadline)
 
 
 def _loop_of(session: aiohttp.ClientSession) -> asyncio.AbstractEventLoop | None:

@@ -169,3 +169,18 @@ async def fake_rate_limit_usage() -> None:
         assert_type(fake.rate_limited_count, int)
         assert_type(fake.request_count, int)
     FakeAPIServer(rate_limit=200)  # type: ignore[arg-type]
+
+
+async def pacing_usage() -> None:
+    """Pacing switches and caps, on both clients and on copies."""
+    client = AsyncClient(api_key="sk", max_requests_per_second=5, pacing=True)
+    assert_type(client.with_options(max_requests_per_second=0.5), AsyncClient)
+    assert_type(client.with_options(max_requests_per_second=None), AsyncClient)
+    azure = AsyncAzureClient(
+        azure_endpoint="https://r.example",
+        api_version="v1",
+        api_key="k",
+        pacing=False,
+        max_requests_per_second=None,
+    )
+    assert_type(azure.with_options(max_requests_per_second=2), AsyncAzureClient)
