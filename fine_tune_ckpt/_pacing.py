@@ -95,27 +95,35 @@ class Pace:
         self._observed_at = -math.inf
         self._low_water = 1
         self._last_start = -math.inf
+        # The last x-ratelimit-limit-requests, and how long the last reset was said to
+        # take: once a reset passes, the budget is that limit again, for about that long,
+        # until an answer says better (unknown: every start free, as before any answer).
+        self._limit: int | None = None
+        self._period = 0.0
+        # Requests sent and not answered yet, as far as answers tell: those in flight at
+        # the last answer, and every start since (each answer brings a new count).
+        self._unanswered = 0
 
     def delay(self, now: float) -> float:
         """Seconds until the next start may happen (0.0: now)."""
         self._sync()
         wait = self._hold_until - now
+        if self._estimate is not None and now >= self._reset_at:
+            self._renew(now)
         estimate = self._estimate
-        if estimate is not None:
-            if now >= self._reset_at:
-                self._estimate = None  # the budget is whole again
-            elif estimate <= self._low_water:
-                # Spread what is left evenly until the reset: one start per
-                # (time left) / (starts left + 1), so the last lands just before it.
-                base = max(self._last_start, self._observed_at)
-                next_start = base + (self._reset_at - base) / (max(estimate, 0) + 1)
-                wait = max(wait, next_start - now)
+        if estimate is not None and estimate <= self._low_water:
+            # Spread what is left evenly until the reset: one start per
+            # (time left) / (starts left + 1), so the last lands just before it.
+            base = max(self._last_start, self._observed_at)
+            next_start = base + (self._reset_at - base) / (max(estimate, 0) + 1)
+            wait = max(wait, next_start - now)
         return max(wait, 0.0)
 
     def started(self, now: float) -> None:
         """Record a start that asked :meth:`delay` (the fast path only counts :attr:`free`)."""
         self._sync()
         self._last_start = now
+        self._unanswered += 1
         if self._estimate is not None:
             self._estimate -= 1
         self._grant(now)
@@ -143,25 +151,44 @@ class Pace:
         if remaining is None or reset is None:
             return
         self._sync()
-        self._estimate = remaining - max(in_flight, 0)
+        self._unanswered = max(in_flight, 0)
+        self._estimate = remaining - self._unanswered
         # Never wait longer for pacing than a retry would for Retry-After: a budget that
         # resets in an hour is the API's to enforce, with a 429 saying how long to wait.
         self._reset_at = now + min(reset, MAX_RETRY_AFTER)
         self._observed_at = now
         self._low_water = max(1, math.ceil(limit * LOW_WATER_FRACTION)) if limit else 1
+        self._limit = limit if limit is not None and limit > 0 else None
+        self._period = max(self._reset_at - now, 0.0)
         self._grant(now)
+
+    def _renew(self, now: float) -> None:
+        """The reset has passed: the budget is whole again, as far as the API told.
+
+        It is the limit the API announced, not "anything goes": a crowd of requests that
+        waited for the reset must not all start at once (those past the limit would each
+        meet a 429). The next reset is guessed one period on, until an answer says.
+        """
+        if self._limit is None or self._period <= 0:
+            self._estimate = None
+            return
+        # Requests still on their way may land in the new window and spend it.
+        self._estimate = self._limit - self._unanswered
+        self._observed_at = now
+        self._reset_at = now + self._period
 
     def _sync(self) -> None:
         """Charge the starts the fast path counted since :attr:`free` was last set."""
         used = self._granted - self.free
         self._granted = self.free
+        self._unanswered += used
         if self._estimate is not None:
             self._estimate -= used
 
     def _grant(self, now: float) -> None:
         """Set :attr:`free`: how many starts may go before anything must be checked."""
         if self._estimate is not None and now >= self._reset_at:
-            self._estimate = None  # the budget is whole again
+            self._renew(now)
         if now < self._hold_until:
             free = 0
         elif self._estimate is not None:
@@ -218,6 +245,10 @@ class ConcurrencyWindow:
         return self.limit
 
 
+#: The most starts a :class:`RequestsPerSecond` window counts (a higher cap is as tight).
+_MOST_COUNTED_PER_SECOND = 1_000_000
+
+
 class RequestsPerSecond:
     """The caller's cap: starts at least ``1/rate`` s apart, and never a burst past it.
 
@@ -232,7 +263,9 @@ class RequestsPerSecond:
         #: The cap, in starts per second.
         self.rate = rate
         self._interval = 1.0 / rate
-        self._per_second = max(1, math.floor(rate))
+        # Past a million a second the window rule is moot (the spacing rule alone keeps to
+        # the cap) and a deque cannot be told a length past 2**63: never more is looser.
+        self._per_second = max(1, math.floor(min(rate, _MOST_COUNTED_PER_SECOND)))
         self._last = -math.inf
         # Starts of the last second, oldest first: only the latest `_per_second` matter.
         self._recent: collections.deque[float] = collections.deque(maxlen=self._per_second)

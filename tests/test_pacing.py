@@ -115,8 +115,8 @@ class TestPace:
             starts.append(now)
             pace.started(now)
         assert starts == [2.0, 4.0, 6.0, 8.0]  # 3 left: the 4th start waits for the reset
-        assert pace.delay(8.0) == 0.0  # and the budget is whole again
-        assert pace.free == OPEN
+        assert pace.delay(8.0) == 0.0  # and the budget is the limit again,
+        assert pace.free == 30 - 4 - 3  # less the 4 starts not answered, less the low water
 
     def test_an_empty_budget_waits_for_the_reset(self) -> None:
         """Nothing left (or less than in flight): the next start waits for the reset."""
@@ -294,3 +294,27 @@ def test_the_request_budget_is_read_as_the_rate_limit_record_reads_it(
         full.reset_requests,
         full.limit_requests,
     )
+
+
+def test_after_a_reset_the_budget_is_the_limit_less_what_is_on_its_way() -> None:
+    """A reset brings the announced limit back, not "anything goes" (from an outside attack).
+
+    Requests still unanswered may land in the new window, so they are charged to it.
+    """
+    pace = Pace()
+    pace.observe(remaining=0, reset=1.0, limit=20, in_flight=0, now=0.0)
+    assert pace.delay(0.0) == 1.0
+    for _ in range(5):
+        pace.started(1.0)  # each waited out the reset
+    assert pace.free == 20 - 5 - 2  # the limit, less those started, less the low water
+    pace.observe(remaining=3, reset=0.5, limit=20, in_flight=4, now=1.1)
+    assert pace.free == 0  # an answer says better: 3 left, 4 on their way
+
+
+def test_without_a_known_limit_a_reset_frees_every_start() -> None:
+    """No x-ratelimit-limit-requests: after the reset, nothing is known to hold starts."""
+    pace = Pace()
+    pace.observe(remaining=0, reset=1.0, limit=None, in_flight=0, now=0.0)
+    assert pace.delay(2.0) == 0.0
+    pace.started(2.0)
+    assert pace.free == OPEN

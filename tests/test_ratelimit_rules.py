@@ -270,3 +270,13 @@ def test_the_refusal_messages_read_as_the_services() -> None:
     _, refused = slow.take(0.0)
     assert "Please try again in 4s." in rate_limited_message(refused)
     assert azure_rate_limited_message(refused).endswith("Please retry after 4 seconds.")
+
+
+@pytest.mark.parametrize("rate", [1.0, 1e6, 1e9, 1e12, 1e300])
+@pytest.mark.parametrize("later", [0.0, 1e-9, 0.5, 10.0])
+def test_remaining_never_exceeds_the_limit_however_high_the_rate(rate: float, later: float) -> None:
+    """The rounding slack grows with the rate; what is reported never passes the burst."""
+    policy = RateLimitPolicy(rate)
+    bucket, admission = TokenBucket.full(policy, now=0.0).take(0.0)
+    _, admission = bucket.take(later)
+    assert 0 <= admission.remaining <= max(admission.limit - 1, 0)

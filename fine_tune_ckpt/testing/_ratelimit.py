@@ -150,7 +150,9 @@ class TokenBucket:
         return bucket, Admission(
             policy=self.policy,
             admitted=admitted,
-            remaining=math.floor(tokens + slack),
+            # The slack forgives float rounding, never past what a full bucket holds after
+            # one request: at a high rate it is many tokens, and the limit is the burst.
+            remaining=min(math.floor(tokens + slack), self.policy.burst - 1),
             reset=missing / rate if missing > slack else 0.0,
             retry_after=0.0 if admitted else (1 - tokens) / rate,
         )
