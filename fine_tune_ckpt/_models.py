@@ -8,8 +8,9 @@ that nothing the API said is lost when records are re-served.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
+from types import MemberDescriptorType
 from typing import Any, Final, Literal, NoReturn, final
 
 import attrs
@@ -462,3 +463,20 @@ PAGE_KEYS: Final = _wire_keys(CheckpointPage)
 JOB_ERROR_KEYS: Final = _wire_keys(FineTuningJobError)
 JOB_KEYS: Final = _wire_keys(FineTuningJob)
 JOB_PAGE_KEYS: Final = _wire_keys(FineTuningJobPage)
+
+
+def slot_setters(record: type[attrs.AttrsInstance]) -> tuple[Callable[[Any, Any], None], ...]:
+    """The setters of ``record``'s slots, one per field in field order, for the parser.
+
+    They set a field as ``__init__`` would, without its frame, its frozen ``__setattr__``
+    or its converters: for values already checked and converted, into an instance made by
+    ``object.__new__`` that then has every field set once, so it compares, hashes and
+    pickles as one made by ``__init__``.
+    """
+    setters = []
+    for field in attrs.fields(record):
+        slot = record.__dict__.get(field.name)
+        if type(slot) is not MemberDescriptorType:  # not slotted: there is no slot to set
+            raise TypeError(f"{record.__name__}.{field.name} is not a slot")
+        setters.append(slot.__set__)
+    return tuple(setters)

@@ -18,8 +18,10 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from itertools import chain, repeat
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args, get_origin
 
 import attrs
@@ -44,6 +46,7 @@ from ._models import (
     FineTuningJob,
     FineTuningJobError,
     FineTuningJobPage,
+    slot_setters,
     thaw_json,
 )
 from ._models import unknown_fields as _unknown
@@ -503,6 +506,129 @@ def _fast_checkpoint(item: Any) -> Checkpoint:
     )
 
 
+def _fast_checkpoints(data: list[Any]) -> tuple[Checkpoint, ...]:
+    """Structure a page's items: column by column when they have the usual shape, else one by one.
+
+    Either way, exactly what the converter accepts, as it reads it; anything else raises.
+    """
+    if not data:
+        return ()
+    checkpoints = _checkpoints_by_column(data)
+    if checkpoints is None:
+        return tuple([_fast_checkpoint(item) for item in data])
+    return checkpoints
+
+
+_ITEM_FIELDS = itemgetter(
+    "id",
+    "created_at",
+    "fine_tuned_model_checkpoint",
+    "fine_tuning_job_id",
+    "metrics",
+    "step_number",
+    "object",
+)
+# The metrics in field order; "extra" is the last field of both records. The columns
+# built below follow the field order, and the property tests compare every field.
+_METRIC_NAMES = tuple(f.name for f in attrs.fields(CheckpointMetrics) if f.name != "extra")
+_METRIC_FIELDS = itemgetter(*_METRIC_NAMES)
+_METRICS_SETTERS = slot_setters(CheckpointMetrics)
+_CHECKPOINT_SETTERS = slot_setters(Checkpoint)
+_DICT = frozenset({dict})
+_STR = frozenset({str})
+_INT = frozenset({int})
+_new = object.__new__
+_get = dict.get
+
+
+def _checkpoints_by_column(data: list[Any]) -> tuple[Checkpoint, ...] | None:
+    """The records of a page whose items all have the usual shape, or ``None``.
+
+    The usual shape: every field present with the type the record takes (``created_at`` and
+    ``step_number`` integers, not integral floats), metrics numbers or null, absent or not.
+    Unknown fields are kept. ``None`` sends the page item by item, which reads the rest.
+
+    Each rule runs once per page over a column (``map`` and set operations, in C), and the
+    records are built by their slots' setters (see ``slot_setters``): item by item, with
+    two generated ``__init__`` per item, the same page takes 1.4 times the instructions.
+    """
+    count = len(data)
+    if not _DICT.issuperset(map(type, data)):
+        return None
+    try:
+        ids, created, models, job_ids, wire_metrics, steps, objects = zip(
+            *map(_ITEM_FIELDS, data), strict=True
+        )
+    except KeyError:
+        return None  # a field absent: "object" may be, and the converter says if others may
+    if not _DICT.issuperset(map(type, wire_metrics)):
+        return None
+    metrics: Sequence[Sequence[Any]]
+    try:
+        metrics = tuple(zip(*map(_METRIC_FIELDS, wire_metrics), strict=True))
+        read = _METRIC_COUNT * count
+    except KeyError:  # the API sends only the metrics it measured: None for the others
+        metrics = [list(map(_get, wire_metrics, repeat(name))) for name in _METRIC_NAMES]
+        # As in _fast_checkpoint: keys present are those read, unless some were unknown.
+        read = _METRIC_COUNT * count - sum([column.count(None) for column in metrics])
+    # type() is, not isinstance: bool is an int subclass and must be refused.
+    if not (
+        _STR.issuperset(map(type, ids))
+        and _STR.issuperset(map(type, models))
+        and _STR.issuperset(map(type, job_ids))
+        and _INT.issuperset(map(type, created))
+        and _INT.issuperset(map(type, steps))
+        and _NUMBER_OR_NONE.issuperset(map(type, chain.from_iterable(metrics)))
+        and objects.count(_CHECKPOINT_OBJECT) == count
+    ):
+        return None
+    # Counting keys, as _fast_checkpoint does: all seven item keys were read from each, so
+    # any key beyond seven is unknown; likewise for metrics, net of those absent or null.
+    metrics_extra: Iterable[Any] = repeat(NO_EXTRA)
+    if sum(map(len, wire_metrics)) != read:
+        metrics_extra = map(_unknown, wire_metrics, repeat(METRICS_KEYS))
+    extra: Iterable[Any] = repeat(NO_EXTRA)
+    if sum(map(len, data)) != _CHECKPOINT_KEY_COUNT * count:
+        extra = map(_unknown, data, repeat(CHECKPOINT_KEYS))
+    records = _records(CheckpointMetrics, _METRICS_SETTERS, (*metrics, metrics_extra), count)
+    return tuple(
+        _records(
+            Checkpoint,
+            _CHECKPOINT_SETTERS,
+            (
+                ids,
+                map(_from_timestamp, created, repeat(UTC)),
+                models,
+                job_ids,
+                records,
+                steps,
+                repeat(_CHECKPOINT_OBJECT),
+                extra,
+            ),
+            count,
+        )
+    )
+
+
+_Record = TypeVar("_Record")
+
+
+def _records(
+    record: type[_Record],
+    setters: Sequence[Callable[[Any, Any], None]],
+    columns: Sequence[Iterable[Any]],
+    count: int,
+) -> list[_Record]:
+    """``count`` records whose fields, in field order, take their values from ``columns``.
+
+    The values must be what ``__init__`` would store: checked, converted, frozen.
+    """
+    records = list(map(_new, repeat(record, count)))
+    for setter, column in zip(setters, columns, strict=True):  # strict: every field is set
+        any(map(setter, records, column))  # setters return None, so any() runs them all, in C
+    return records
+
+
 def _fast_page(decoded: dict[str, Any], response: ResponseInfo | None = None) -> CheckpointPage:
     """Structure a page the quick way; any exception sends it to the converter instead."""
     data = decoded["data"]
@@ -518,7 +644,7 @@ def _fast_page(decoded: dict[str, Any], response: ResponseInfo | None = None) ->
     ):
         raise TypeError("page")
     return CheckpointPage(
-        tuple([_fast_checkpoint(item) for item in data]),
+        _fast_checkpoints(data),
         has_more,
         first_id,
         last_id,
