@@ -328,6 +328,7 @@ def test_column_parser_agrees_with_the_item_parser(page: dict[str, Any]) -> None
 
     by_column = _checkpoints_by_column(page["data"]) if page["data"] else ()
     assert by_column is not None
+    assert {(type(c), type(c.metrics)) for c in by_column} <= {(Checkpoint, CheckpointMetrics)}
     assert by_column == tuple(_fast_checkpoint(item) for item in page["data"])
     assert by_column == _structure_page(page, CheckpointPage).data
     assert [to_wire(checkpoint) for checkpoint in by_column] == page["data"]

@@ -18,7 +18,7 @@ from fine_tune_ckpt import (
     CheckpointPage,
     to_wire,
 )
-from fine_tune_ckpt._models import CHECKPOINT_KEYS, slot_setters
+from fine_tune_ckpt._models import CHECKPOINT_KEYS, CheckpointBuilder, CheckpointMetricsBuilder
 from fine_tune_ckpt._wire import parse_page
 from fine_tune_ckpt.testing import FakeAPIServer
 
@@ -177,9 +177,11 @@ def test_records_with_unknown_fields_pickle_copy_and_evolve() -> None:
 
 @pytest.mark.parametrize("unknown", [False, True])
 def test_parsed_records_are_the_records_their_init_makes(unknown: bool) -> None:
-    """Records the parser builds slot by slot equal, hash, pickle and evolve as made by hand."""
+    """Records the parser builds field by field equal, hash, pickle and evolve as made by hand."""
     raw = _with_unknown_fields() if unknown else _page_with()
     for parsed in parse_page(_body(raw)).data:
+        assert type(parsed) is Checkpoint
+        assert type(parsed.metrics) is CheckpointMetrics
         metrics = CheckpointMetrics(**attrs.asdict(parsed.metrics, recurse=False))
         made = Checkpoint(**{**attrs.asdict(parsed, recurse=False), "metrics": metrics})
         assert parsed == made
@@ -201,16 +203,15 @@ def test_the_column_parser_sets_fields_in_field_order() -> None:
     assert [f.name for f in attrs.fields(CheckpointMetrics)] == [*_METRIC_NAMES, "extra"]
 
 
-def test_slot_setters_refuse_a_record_without_slots() -> None:
-    """Only a slotted record has setters: any other would be built with fields missing."""
-
-    @attrs.frozen(slots=False)
-    class Loose:
-        value: int
-
-    assert len(slot_setters(CheckpointMetrics)) == len(attrs.fields(CheckpointMetrics))
-    with pytest.raises(TypeError, match=r"Loose\.value is not a slot"):
-        slot_setters(Loose)
+def test_builders_add_nothing_to_their_records() -> None:
+    """A builder has its record's layout, so that once filled in it can become the record."""
+    for builder, record in [
+        (CheckpointBuilder, Checkpoint),
+        (CheckpointMetricsBuilder, CheckpointMetrics),
+    ]:
+        assert builder.__mro__[1] is record
+        assert builder.__basicsize__ == record.__basicsize__
+        assert not hasattr(object.__new__(builder), "__dict__")
 
 
 def test_unknown_fields_of_a_handmade_record_are_frozen_and_given_back() -> None:
