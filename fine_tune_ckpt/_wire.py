@@ -599,34 +599,31 @@ def _checkpoints_by_column(data: list[Any]) -> tuple[Checkpoint, ...] | None:
         metrics_extras,
         strict=False,  # the extras may repeat NO_EXTRA without end
     ):
-        checkpoint_id, _, model, job_id, _, step_number, _ = row
-        (
-            step,
-            train_loss,
-            train_mean_token_accuracy,
-            valid_loss,
-            valid_mean_token_accuracy,
-            full_valid_loss,
-            full_valid_mean_token_accuracy,
-        ) = metric_row
         # Typed Any: to mypy these are frozen records, and assignment is their builders' point.
         metrics: Any = _new(CheckpointMetricsBuilder)
-        metrics.step = step
-        metrics.train_loss = train_loss
-        metrics.train_mean_token_accuracy = train_mean_token_accuracy
-        metrics.valid_loss = valid_loss
-        metrics.valid_mean_token_accuracy = valid_mean_token_accuracy
-        metrics.full_valid_loss = full_valid_loss
-        metrics.full_valid_mean_token_accuracy = full_valid_mean_token_accuracy
+        (
+            metrics.step,
+            metrics.train_loss,
+            metrics.train_mean_token_accuracy,
+            metrics.valid_loss,
+            metrics.valid_mean_token_accuracy,
+            metrics.full_valid_loss,
+            metrics.full_valid_mean_token_accuracy,
+        ) = metric_row
         metrics.extra = metrics_extra
         metrics.__class__ = CheckpointMetrics
         checkpoint: Any = _new(CheckpointBuilder)
-        checkpoint.id = checkpoint_id
+        (
+            checkpoint.id,
+            _,  # created_at, as a datetime below
+            checkpoint.fine_tuned_model_checkpoint,
+            checkpoint.fine_tuning_job_id,
+            _,  # metrics, as the record above
+            checkpoint.step_number,
+            _,  # object, checked equal to the one constant
+        ) = row
         checkpoint.created_at = created_at
-        checkpoint.fine_tuned_model_checkpoint = model
-        checkpoint.fine_tuning_job_id = job_id
         checkpoint.metrics = metrics
-        checkpoint.step_number = step_number
         checkpoint.object = _CHECKPOINT_OBJECT
         checkpoint.extra = extra
         checkpoint.__class__ = Checkpoint
