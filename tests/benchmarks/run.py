@@ -4,7 +4,8 @@ Each walk runs in a fresh process against a server in its own process; clients t
 within each round so that drifts of a noisy machine hit them alike. Reported: medians of
 wall time and of the walking process's CPU time, items per second, the ratios of both to
 the bare-aiohttp floor of the same run, and peak RSS. ``--only NAME`` runs the named
-speed scenarios alone and prints their table without writing RESULTS.md.
+speed scenarios alone and prints their table without writing RESULTS.md. The section of
+RESULTS.md from ``KEPT_FROM`` on is written by hand (from ``breakdown.py``) and kept.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import attrs
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "RESULTS.md"
+#: Where the hand-written part of RESULTS.md starts; a run rewrites only what is above it.
+KEPT_FROM = "\n## Where the time goes"
 CLIENTS = ("ours", "ours, otel api", "floor", "openai")
 
 
@@ -206,7 +209,9 @@ def main() -> None:
         seconds = time.perf_counter() - started
         print(f"not written to {RESULTS}: a partial run, {seconds:.0f} s", file=sys.stderr)
         return
-    RESULTS.write_text("# Benchmark results\n\n" + report)
+    previous = RESULTS.read_text() if RESULTS.exists() else ""
+    kept = previous[previous.index(KEPT_FROM) :] if KEPT_FROM in previous else ""
+    RESULTS.write_text("# Benchmark results\n\n" + report + kept)
     print(f"written to {RESULTS} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
 
