@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Generator
 from contextlib import aclosing
-from operator import attrgetter
 from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
@@ -132,15 +131,11 @@ def check_follows(page: CursorPage[_Identified], after: str | None) -> None:
     ``after`` is exclusive: the item it names belongs to an earlier page. Sending it again,
     first (a server reading the cursor as inclusive) or anywhere else, would yield it twice.
     """
-    # map() and ``in`` compare in C: a generator here cost a frame resume for every item.
-    if after is not None and after in map(_id_of, page.data):
+    if after is not None and any(item.id == after for item in page.data):
         raise PaginationError(
             f"The API answered after={after!r} with that item again: it reads the "
             "cursor as inclusive, and following it would repeat items"
         )
-
-
-_id_of = attrgetter("id")
 
 
 class AsyncCursorPager(Generic[_Item, _Page]):
