@@ -8,9 +8,10 @@ expected, and a UTF-8 byte order mark. Fields it does not know are kept in each 
 re-served JSON loses nothing.
 
 Parsing is the hot path of a listing, so a valid page first goes through a hand-specialised
-function that checks exactly what the converter checks, about twice as fast. Anything it
-refuses goes through the converter, which says what is wrong, by JSON path. A property
-test holds the two to the same answers.
+function that checks exactly what the converter checks: column by column when every item
+has the usual shape, item by item otherwise. Anything it refuses goes through the
+converter, which says what is wrong, by JSON path. Property tests hold the three to the
+same answers.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from itertools import chain, repeat
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args, get_origin
 
 import attrs
@@ -39,7 +42,9 @@ from ._models import (
     NO_EXTRA,
     PAGE_KEYS,
     Checkpoint,
+    CheckpointBuilder,
     CheckpointMetrics,
+    CheckpointMetricsBuilder,
     CheckpointPage,
     FineTuningJob,
     FineTuningJobError,
@@ -503,6 +508,130 @@ def _fast_checkpoint(item: Any) -> Checkpoint:
     )
 
 
+def _fast_checkpoints(data: list[Any]) -> tuple[Checkpoint, ...]:
+    """Structure a page's items: column by column when they have the usual shape, else one by one.
+
+    Either way, exactly what the converter accepts, as it reads it; anything else raises.
+    """
+    if not data:
+        return ()
+    checkpoints = _checkpoints_by_column(data)
+    if checkpoints is None:
+        return tuple([_fast_checkpoint(item) for item in data])
+    return checkpoints
+
+
+_ITEM_FIELDS = itemgetter(
+    "id",
+    "created_at",
+    "fine_tuned_model_checkpoint",
+    "fine_tuning_job_id",
+    "metrics",
+    "step_number",
+    "object",
+)
+_METRIC_NAMES = tuple(f.name for f in attrs.fields(CheckpointMetrics) if f.name != "extra")
+_METRIC_FIELDS = itemgetter(*_METRIC_NAMES)
+_DICT = frozenset({dict})
+_STR = frozenset({str})
+_INT = frozenset({int})
+_new = object.__new__
+_get = dict.get
+
+
+def _checkpoints_by_column(data: list[Any]) -> tuple[Checkpoint, ...] | None:
+    """The records of a page whose items all have the usual shape, or ``None``.
+
+    The usual shape: every field present with the type the record takes (``created_at`` and
+    ``step_number`` integers, not integral floats), metrics numbers or null, absent or not.
+    Unknown fields are kept. ``None`` sends the page item by item, which reads the rest.
+
+    Each rule runs once per page over a column (``map`` and set operations, in C), and the
+    records are made by builders (see ``CheckpointBuilder``): item by item, with two
+    generated ``__init__`` per item, the same page takes 1.9 times the instructions.
+    """
+    count = len(data)
+    if not _DICT.issuperset(map(type, data)):
+        return None
+    try:
+        rows = list(map(_ITEM_FIELDS, data))
+    except KeyError:
+        return None  # a field absent: "object" may be, and the converter says if others may
+    ids, created, models, job_ids, wire_metrics, steps, objects = zip(*rows, strict=True)
+    if not _DICT.issuperset(map(type, wire_metrics)):
+        return None
+    metric_rows: Iterable[tuple[Any, ...]]
+    try:
+        metric_rows = list(map(_METRIC_FIELDS, wire_metrics))
+        metric_values = chain.from_iterable(metric_rows)
+        read = _METRIC_COUNT * count
+    except KeyError:  # the API sends only the metrics it measured: None for the others
+        columns = [list(map(_get, wire_metrics, repeat(name))) for name in _METRIC_NAMES]
+        metric_rows = zip(*columns, strict=True)
+        metric_values = chain.from_iterable(columns)
+        # As in _fast_checkpoint: keys present are those read, unless some were unknown.
+        read = _METRIC_COUNT * count - sum([column.count(None) for column in columns])
+    # type() is, not isinstance: bool is an int subclass and must be refused.
+    if not (
+        _STR.issuperset(map(type, ids))
+        and _STR.issuperset(map(type, models))
+        and _STR.issuperset(map(type, job_ids))
+        and _INT.issuperset(map(type, created))
+        and _INT.issuperset(map(type, steps))
+        and _NUMBER_OR_NONE.issuperset(map(type, metric_values))
+        and objects.count(_CHECKPOINT_OBJECT) == count
+    ):
+        return None
+    # Counting keys, as _fast_checkpoint does: all seven item keys were read from each, so
+    # any key beyond seven is unknown; likewise for metrics, net of those absent or null.
+    metrics_extras: Iterable[Any] = repeat(NO_EXTRA)
+    if sum(map(len, wire_metrics)) != read:
+        metrics_extras = map(_unknown, wire_metrics, repeat(METRICS_KEYS))
+    extras: Iterable[Any] = repeat(NO_EXTRA)
+    if sum(map(len, data)) != _CHECKPOINT_KEY_COUNT * count:
+        extras = map(_unknown, data, repeat(CHECKPOINT_KEYS))
+    checkpoints: list[Checkpoint] = []
+    append = checkpoints.append
+    for row, created_at, metric_row, extra, metrics_extra in zip(
+        rows,
+        map(_from_timestamp, created, repeat(UTC)),
+        metric_rows,
+        extras,
+        metrics_extras,
+        strict=False,  # the extras may repeat NO_EXTRA without end
+    ):
+        # Typed Any: to mypy these are frozen records, and assignment is their builders' point.
+        metrics: Any = _new(CheckpointMetricsBuilder)
+        (
+            metrics.step,
+            metrics.train_loss,
+            metrics.train_mean_token_accuracy,
+            metrics.valid_loss,
+            metrics.valid_mean_token_accuracy,
+            metrics.full_valid_loss,
+            metrics.full_valid_mean_token_accuracy,
+        ) = metric_row
+        metrics.extra = metrics_extra
+        metrics.__class__ = CheckpointMetrics
+        checkpoint: Any = _new(CheckpointBuilder)
+        (
+            checkpoint.id,
+            _,  # created_at, as a datetime below
+            checkpoint.fine_tuned_model_checkpoint,
+            checkpoint.fine_tuning_job_id,
+            _,  # metrics, as the record above
+            checkpoint.step_number,
+            _,  # object, checked equal to the one constant
+        ) = row
+        checkpoint.created_at = created_at
+        checkpoint.metrics = metrics
+        checkpoint.object = _CHECKPOINT_OBJECT
+        checkpoint.extra = extra
+        checkpoint.__class__ = Checkpoint
+        append(checkpoint)
+    return tuple(checkpoints)
+
+
 def _fast_page(decoded: dict[str, Any], response: ResponseInfo | None = None) -> CheckpointPage:
     """Structure a page the quick way; any exception sends it to the converter instead."""
     data = decoded["data"]
@@ -518,7 +647,7 @@ def _fast_page(decoded: dict[str, Any], response: ResponseInfo | None = None) ->
     ):
         raise TypeError("page")
     return CheckpointPage(
-        tuple([_fast_checkpoint(item) for item in data]),
+        _fast_checkpoints(data),
         has_more,
         first_id,
         last_id,

@@ -18,6 +18,7 @@ from fine_tune_ckpt import (
     CheckpointPage,
     to_wire,
 )
+from fine_tune_ckpt._models import CHECKPOINT_KEYS, CheckpointBuilder, CheckpointMetricsBuilder
 from fine_tune_ckpt._wire import parse_page
 from fine_tune_ckpt.testing import FakeAPIServer
 
@@ -172,6 +173,45 @@ def test_records_with_unknown_fields_pickle_copy_and_evolve() -> None:
     changed = attrs.evolve(page.data[0], step_number=7)
     assert changed.extra == page.data[0].extra
     assert to_wire(changed)["brand_new_field"] == [1, {"deep": [2, 3]}]
+
+
+@pytest.mark.parametrize("unknown", [False, True])
+def test_parsed_records_are_the_records_their_init_makes(unknown: bool) -> None:
+    """Records the parser builds field by field equal, hash, pickle and evolve as made by hand."""
+    raw = _with_unknown_fields() if unknown else _page_with()
+    for parsed in parse_page(_body(raw)).data:
+        assert type(parsed) is Checkpoint
+        assert type(parsed.metrics) is CheckpointMetrics
+        metrics = CheckpointMetrics(**attrs.asdict(parsed.metrics, recurse=False))
+        made = Checkpoint(**{**attrs.asdict(parsed, recurse=False), "metrics": metrics})
+        assert parsed == made
+        assert hash(parsed) == hash(made)
+        assert repr(parsed) == repr(made)  # every field set: repr reads them all
+        assert pickle.loads(pickle.dumps(parsed)) == made  # noqa: S301 - our own bytes
+        assert copy.deepcopy(parsed) == made
+        assert attrs.evolve(parsed, step_number=1) == attrs.evolve(made, step_number=1)
+        with pytest.raises(AttributeError):
+            parsed.metrics.step = 1  # type: ignore[misc]
+
+
+def test_the_column_parser_sets_fields_in_field_order() -> None:
+    """The parser's columns follow the records' field order, ``extra`` last."""
+    from fine_tune_ckpt._wire import _ITEM_FIELDS, _METRIC_NAMES
+
+    item = {name: name for name in [*CHECKPOINT_KEYS, "unused"]}
+    assert [f.name for f in attrs.fields(Checkpoint)] == [*_ITEM_FIELDS(item), "extra"]
+    assert [f.name for f in attrs.fields(CheckpointMetrics)] == [*_METRIC_NAMES, "extra"]
+
+
+def test_builders_add_nothing_to_their_records() -> None:
+    """A builder has its record's layout, so that once filled in it can become the record."""
+    for builder, record in [
+        (CheckpointBuilder, Checkpoint),
+        (CheckpointMetricsBuilder, CheckpointMetrics),
+    ]:
+        assert builder.__mro__[1] is record
+        assert builder.__basicsize__ == record.__basicsize__
+        assert not hasattr(object.__new__(builder), "__dict__")
 
 
 def test_unknown_fields_of_a_handmade_record_are_frozen_and_given_back() -> None:

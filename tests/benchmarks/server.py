@@ -16,7 +16,7 @@ import sys
 
 from aiohttp import web
 
-CACHE_UP_TO = 50_000
+CACHE_UP_TO = 100_000
 _EPOCH = 1_767_225_600
 
 

@@ -92,7 +92,7 @@ IMPORTS = {
 
 
 def main() -> None:
-    """Run one walk and print seconds, count, checksum and peak RSS."""
+    """Run one walk and print seconds, CPU seconds, count, checksum and peak RSS."""
     global WORK_SECONDS
     client, base_url, job, limit = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     WORK_SECONDS = float(sys.argv[5]) / 1e6 if len(sys.argv) > 5 else 0.0
@@ -103,12 +103,20 @@ def main() -> None:
         sys.modules["opentelemetry"] = None  # type: ignore[assignment]
     for module in IMPORTS[client]:
         importlib.import_module(module)
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     count, checksum = asyncio.run(walker(base_url, job, limit))
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - started_cpu
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(
-        json.dumps({"seconds": seconds, "count": count, "checksum": checksum, "peak_kib": peak_kib})
+        json.dumps(
+            {
+                "seconds": seconds,
+                "cpu_seconds": cpu,
+                "count": count,
+                "checksum": checksum,
+                "peak_kib": peak_kib,
+            }
+        )
     )
 
 
