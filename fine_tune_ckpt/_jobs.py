@@ -12,9 +12,9 @@ from ._models import FineTuningJob
 from ._options import NOT_GIVEN, CallOptions, NotGiven
 from ._paging import AsyncJobPager
 from ._redact import scrub_error
-from ._resource import fetch_raw
+from ._resource import fetch_raw, page_fetcher
 from ._transport import Transport
-from ._wire import RawPage, structure_job
+from ._wire import structure_job
 
 __all__ = ["JOBS_PATH", "AsyncJobsResource", "job_path"]
 
@@ -85,19 +85,7 @@ class AsyncJobsResource:
         page_size = check_optional_positive_int("limit", limit)
         cap = check_optional_positive_int("max_items", max_items)
         options = self._options(timeout, deadline, max_retries, extra_headers, extra_query)
-        transport = self._transport
-        backend = self._backend
-        fixed_query = dict(options.extra_query)
-        call_options = _or_none(options)
-
-        async def fetch_page(cursor: str | None) -> RawPage:
-            query: dict[str, str | int] = dict(fixed_query)
-            if cursor is not None:
-                query["after"] = cursor
-            if page_size is not None:
-                query["limit"] = page_size
-            return await fetch_raw(transport, backend.url(JOBS_PATH, query), call_options)
-
+        fetch_page = page_fetcher(self._transport, self._backend, JOBS_PATH, page_size, options)
         return AsyncJobPager(fetch_page, after=start, limit=page_size, max_items=cap)
 
     def _options(

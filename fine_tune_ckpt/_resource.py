@@ -13,12 +13,12 @@ from ._clock import Clock
 from ._metadata import response_info
 from ._models import Checkpoint, FineTuningJob
 from ._options import NOT_GIVEN, CallOptions, NotGiven
-from ._paging import AsyncCheckpointPager
+from ._paging import AsyncCheckpointPager, FetchPage
 from ._transport import Transport
 from ._watch import CheckpointWatcher, check_poll_interval, check_since
 from ._wire import RawPage
 
-__all__ = ["AsyncCheckpointsResource", "checkpoints_path", "fetch_raw"]
+__all__ = ["AsyncCheckpointsResource", "checkpoints_path", "fetch_raw", "page_fetcher"]
 
 
 def checkpoints_path(fine_tuning_job_id: str) -> str:
@@ -41,6 +41,31 @@ async def fetch_raw(transport: Transport, url: URL, options: CallOptions | None)
         elapsed=response.elapsed,
     )
     return RawPage(response.body, response.status, response.request_id, response.secrets, info)
+
+
+def page_fetcher(
+    transport: Transport,
+    backend: Backend,
+    path: str,
+    page_size: int | None,
+    options: CallOptions,
+) -> FetchPage:
+    """The ``fetch_page(cursor)`` of a cursor listing at ``path`` (checkpoints or jobs).
+
+    Each page's query is the call's ``extra_query`` with ``after`` and ``limit`` on top.
+    """
+    fixed_query = dict(options.extra_query)
+    call_options = None if options == CallOptions() else options
+
+    async def fetch_page(cursor: str | None) -> RawPage:
+        query: dict[str, str | int] = dict(fixed_query)
+        if cursor is not None:
+            query["after"] = cursor
+        if page_size is not None:
+            query["limit"] = page_size
+        return await fetch_raw(transport, backend.url(path, query), call_options)
+
+    return fetch_page
 
 
 class AsyncCheckpointsResource:
@@ -147,21 +172,8 @@ class AsyncCheckpointsResource:
         read_ahead: bool = True,
     ) -> AsyncCheckpointPager:
         path = checkpoints_path(job_id)
-        transport = self._transport
-        backend = self._backend
-        fixed_query = dict(options.extra_query)
-        call_options = None if options == CallOptions() else options
-
-        async def fetch_page(cursor: str | None) -> RawPage:
-            query: dict[str, str | int] = dict(fixed_query)
-            if cursor is not None:
-                query["after"] = cursor
-            if page_size is not None:
-                query["limit"] = page_size
-            return await fetch_raw(transport, backend.url(path, query), call_options)
-
         return AsyncCheckpointPager(
-            fetch_page,
+            page_fetcher(self._transport, self._backend, path, page_size, options),
             fine_tuning_job_id=job_id,
             after=start,
             limit=page_size,
