@@ -177,6 +177,20 @@ def _with_extra(unstructure: Callable[[Any], dict[str, Any]]) -> Callable[[Any],
     return hook
 
 
+def _list_only(items_hook: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """Wrap a page's ``data`` hook so that anything but a JSON array is refused.
+
+    The default hook accepts any iterable; a string or an object here is a broken page.
+    """
+
+    def hook(value: object, type_: Any) -> Any:
+        if not isinstance(value, list):
+            raise TypeError(f"expected a list, got {type(value).__name__}")
+        return items_hook(value, type_)
+
+    return hook
+
+
 def _make_converter() -> cattrs.Converter:
     # Imported here: cattrs is needed for error reports and to_wire, not to parse a valid
     # page, and importing it eagerly would cost every program that imports this package.
@@ -200,14 +214,7 @@ def _make_converter() -> cattrs.Converter:
             record,
             _object_of(make_dict_structure_fn(record, converter, extra=no_extra), known),
         )
-    items_hook = converter.get_structure_hook(tuple[Checkpoint, ...])
-
-    def _items(value: object, type_: Any) -> tuple[Checkpoint, ...]:
-        # The default hook accepts any iterable; a string or an object here is a broken page.
-        if not isinstance(value, list):
-            raise TypeError(f"expected a list, got {type(value).__name__}")
-        return items_hook(value, type_)  # type: ignore[no-any-return]
-
+    _items = _list_only(converter.get_structure_hook(tuple[Checkpoint, ...]))
     converter.register_structure_hook(
         CheckpointPage,
         _object_of(
@@ -315,13 +322,7 @@ def _register_jobs(converter: cattrs.Converter) -> None:
             JOB_KEYS,
         ),
     )
-    jobs_hook = converter.get_structure_hook(tuple[FineTuningJob, ...])
-
-    def _jobs(value: object, type_: Any) -> tuple[FineTuningJob, ...]:
-        if not isinstance(value, list):
-            raise TypeError(f"expected a list, got {type(value).__name__}")
-        return jobs_hook(value, type_)  # type: ignore[no-any-return]
-
+    _jobs = _list_only(converter.get_structure_hook(tuple[FineTuningJob, ...]))
     converter.register_structure_hook(
         FineTuningJobPage,
         _object_of(
