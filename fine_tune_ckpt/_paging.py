@@ -41,7 +41,7 @@ from ._errors import FineTuneCkptError, PaginationError
 from ._metadata import ResponseInfo
 from ._models import Checkpoint, CheckpointPage, FineTuningJob, FineTuningJobPage
 from ._redact import scrub_error
-from ._tracing import enabled as tracing_enabled
+from ._tracing import active as tracing_active
 from ._tracing import start_page
 from ._wire import RawPage, structure_job_page, structure_page
 
@@ -289,7 +289,7 @@ class AsyncCursorPager(Generic[_Item, _Page]):
         With OpenTelemetry, the page's span starts here and is current while its attempts
         run, so they are its children; it ends once the page is turned into records.
         """
-        trace = start_page(self._operation, number, self._job_id) if tracing_enabled() else None
+        trace = start_page(self._operation, number, self._job_id) if tracing_active() else None
         try:
             if trace is None:
                 return await self._fetch_page(after)

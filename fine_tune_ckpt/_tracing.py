@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from yarl import URL
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import Histogram
     from opentelemetry.trace import Span, Tracer
 
-__all__ = ["AttemptTrace", "PageTrace", "enabled", "start_attempt", "start_page"]
+__all__ = ["AttemptTrace", "PageTrace", "active", "enabled", "start_attempt", "start_page"]
 
 _SCOPE = "fine_tune_ckpt"
 
@@ -67,13 +68,62 @@ def enabled() -> bool:
     return _instruments() is not None
 
 
-def _configured() -> bool:
-    """Whether the application has set a tracer or meter provider (an SDK, usually).
+def active() -> bool:
+    """Whether spans and measurements would reach anything: a provider is set.
 
-    Until it does, every span and measurement would go to the API's no-op objects: not
-    making them at all spares each page tens of microseconds. Checked at every attempt
-    and page, so an SDK configured later is picked up at once.
+    That is: opentelemetry-api is installed and the application has set a tracer or meter
+    provider (an SDK, usually). Until it has, every span and measurement would go to the
+    API's no-op objects: not making them at all spares each page tens of microseconds.
+    Asked at every page and attempt, so a provider set later is picked up at once; the
+    answer costs a few attribute reads while none is set, and one once one is (the API
+    never unsets a provider).
     """
+    global _provider_seen
+    if _provider_seen:
+        return True
+    if _instruments() is None:
+        return False
+    unset = _no_provider_yet()
+    if unset is not None and unset():
+        return False
+    _provider_seen = _provider_set()
+    return _provider_seen
+
+
+#: A provider was seen set: it stays so for the life of the process.
+_provider_seen = False
+
+
+@functools.cache
+def _no_provider_yet() -> Callable[[], bool] | None:
+    """A quick "certainly no provider set yet", or ``None`` where it cannot be had.
+
+    ``get_tracer_provider()`` looks ``OTEL_PYTHON_TRACER_PROVIDER`` up in ``os.environ``
+    on every call until a provider is set (a ``KeyError`` raised and caught each time),
+    and the meter's likewise: together more than the rest of a page's tracing. The API's
+    own globals say the same in two attribute reads. Where they are not found (another
+    version of the API), or a variable names a provider to load, the public way is used.
+    """
+    from opentelemetry import trace
+    from opentelemetry.environment_variables import (
+        OTEL_PYTHON_METER_PROVIDER,
+        OTEL_PYTHON_TRACER_PROVIDER,
+    )
+    from opentelemetry.metrics import _internal as metrics_internal
+
+    if OTEL_PYTHON_TRACER_PROVIDER in os.environ or OTEL_PYTHON_METER_PROVIDER in os.environ:
+        return None
+    if not hasattr(trace, "_TRACER_PROVIDER") or not hasattr(metrics_internal, "_METER_PROVIDER"):
+        return None
+
+    def unset() -> bool:
+        return trace._TRACER_PROVIDER is None and metrics_internal._METER_PROVIDER is None
+
+    return unset
+
+
+def _provider_set() -> bool:
+    """Whether the application has set a tracer or meter provider, asked the public way."""
     from opentelemetry import metrics, trace
 
     if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
@@ -187,7 +237,7 @@ class PageTrace:
 def start_attempt(url: URL, resend_count: int) -> AttemptTrace | None:
     """Start the span of an HTTP attempt at ``url``; ``None`` without OpenTelemetry."""
     instruments = _instruments()
-    if instruments is None or not _configured():
+    if instruments is None or not active():
         return None
     tracer, histogram = instruments
     from opentelemetry.trace import SpanKind
@@ -211,7 +261,7 @@ def start_page(operation: str, number: int, fine_tuning_job_id: str | None) -> P
     an attribute when the listing belongs to one job.
     """
     instruments = _instruments()
-    if instruments is None or not _configured():
+    if instruments is None or not active():
         return None
     tracer, _ = instruments
     from opentelemetry.trace import SpanKind

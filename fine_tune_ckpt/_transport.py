@@ -59,7 +59,7 @@ from ._proxies import ProxyRules
 from ._redact import redacted_text, scrub_chain, scrub_error, secrets_of, without_user_info
 from ._redirects import REDIRECT_STATUSES, redirect_target, same_origin
 from ._retry import retry_wait, should_retry
-from ._tracing import enabled as tracing_enabled
+from ._tracing import active as tracing_active
 from ._tracing import start_attempt
 
 if TYPE_CHECKING:
@@ -198,8 +198,9 @@ class Transport:
         last attempt's error once retries or the deadline are spent.
         """
         call = self._call(url, options)
-        # Without OpenTelemetry, no wrapper coroutine per attempt: it costs on every page.
-        attempt_once = self._attempt if tracing_enabled() else self._attempt_untraced
+        # Without OpenTelemetry configured, no wrapper coroutine per attempt: it costs on
+        # every page.
+        attempt_once = self._attempt if tracing_active() else self._attempt_untraced
         # Fast path: most requests succeed at once, and building tenacity's machinery
         # costs about 40 us a request. Only a retryable failure brings it in.
         try:

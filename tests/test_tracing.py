@@ -7,6 +7,7 @@ clears what was collected before it.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from typing import Any
@@ -238,6 +239,70 @@ print("ok")
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stderr
+
+
+_ACTIVE_SCENARIOS = {
+    "a tracer provider set later is seen at once": """
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+assert not active() and not active()
+trace.set_tracer_provider(TracerProvider())
+assert active()
+""",
+    "a meter provider alone counts": """
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+assert not active()
+metrics.set_meter_provider(MeterProvider())
+assert active()
+""",
+    "the API's own no-op meter provider does not": """
+from opentelemetry import metrics
+assert not active()
+metrics.set_meter_provider(metrics.NoOpMeterProvider())
+assert not active() and not active()
+""",
+    "a provider named by the environment is loaded": """
+assert active()
+""",
+    "without the API's globals the public way answers": """
+import fine_tune_ckpt._tracing as tracing
+tracing._no_provider_yet = lambda: None  # as if another version of the API
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+assert not active()
+trace.set_tracer_provider(TracerProvider())
+assert active()
+""",
+}
+
+
+@pytest.mark.parametrize("scenario", sorted(_ACTIVE_SCENARIOS))
+def test_active_follows_the_providers(scenario: str) -> None:
+    """``active()`` (asked at every page) says whether a provider is set, as the API would.
+
+    Each in a fresh interpreter: a provider can be set only once per process.
+    """
+    environment = {**os.environ}
+    environment.pop("OTEL_PYTHON_TRACER_PROVIDER", None)
+    environment.pop("OTEL_PYTHON_METER_PROVIDER", None)
+    if "environment" in scenario:
+        environment["OTEL_PYTHON_TRACER_PROVIDER"] = "sdk_tracer_provider"
+    script = (
+        "from fine_tune_ckpt._tracing import active, _provider_set\n"
+        + _ACTIVE_SCENARIOS[scenario]
+        + "assert active() == _provider_set()\nprint('ok')\n"
+    )
+    done = subprocess.run(  # noqa: S603 - this interpreter, our own script
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=environment,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
 
 
 async def test_a_cancelled_attempt_is_marked_so(fake_api: FakeAPIServer) -> None:
