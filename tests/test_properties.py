@@ -6,6 +6,7 @@ import json
 import math
 from datetime import UTC, datetime
 from typing import Any
+from unittest import mock
 
 import attrs
 from hypothesis import HealthCheck, given, settings
@@ -318,17 +319,40 @@ def test_fast_parser_agrees_with_the_converter(page: dict[str, Any]) -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(page=wire_pages())
-def test_column_parser_agrees_with_the_item_parser(page: dict[str, Any]) -> None:
-    """Items of the usual shape read column by column into the records read item by item.
+def test_the_page_loop_agrees_with_the_item_parser(page: dict[str, Any]) -> None:
+    """Items read by the page's own loop equal the records read item by item.
 
     Any subset of metrics and unknown fields at both levels included; and both agree with
     the converter.
     """
-    from fine_tune_ckpt._wire import _checkpoints_by_column, _fast_checkpoint, _structure_page
+    from fine_tune_ckpt._wire import _fast_checkpoint, _fast_checkpoints, _structure_page
 
-    by_column = _checkpoints_by_column(page["data"]) if page["data"] else ()
-    assert by_column is not None
-    assert {(type(c), type(c.metrics)) for c in by_column} <= {(Checkpoint, CheckpointMetrics)}
-    assert by_column == tuple(_fast_checkpoint(item) for item in page["data"])
-    assert by_column == _structure_page(page, CheckpointPage).data
-    assert [to_wire(checkpoint) for checkpoint in by_column] == page["data"]
+    records = _fast_checkpoints(page["data"])
+    assert {(type(c), type(c.metrics)) for c in records} <= {(Checkpoint, CheckpointMetrics)}
+    assert records == tuple(_fast_checkpoint(item) for item in page["data"])
+    assert records == _structure_page(page, CheckpointPage).data
+    assert [to_wire(checkpoint) for checkpoint in records] == page["data"]
+
+
+@st.composite
+def usual_checkpoints(draw: st.DrawFn) -> dict[str, Any]:
+    """A checkpoint with every metric, each a number or null, and any unknown fields."""
+    item = draw(wire_checkpoints(unknown=True))
+    for name in METRICS_KEYS:
+        item["metrics"][name] = draw(st.one_of(st.none(), _number))
+    return item
+
+
+@settings(max_examples=200, deadline=None)
+@given(items=st.lists(usual_checkpoints(), max_size=5))
+def test_the_usual_shape_never_leaves_the_page_loop(items: list[dict[str, Any]]) -> None:
+    """Every item with all its fields and metrics is made in the loop, not item by item.
+
+    Null metrics, integer losses, float steps and unknown fields at both levels included:
+    a real page of any of these keeps the quick path.
+    """
+    from fine_tune_ckpt import _wire
+
+    expected = tuple(_wire._fast_checkpoint(item) for item in items)
+    with mock.patch.object(_wire, "_fast_checkpoint", side_effect=AssertionError("slow path")):
+        assert _wire._fast_checkpoints(items) == expected

@@ -1,6 +1,6 @@
 """One walk by one client, in a fresh process; prints a JSON line of what it measured.
 
-    python -m tests.benchmarks.walk ours|floor|openai BASE_URL JOB LIMIT [WORK_US]
+    python -m tests.benchmarks.walk ours|floor|"floor + records"|openai BASE_URL JOB LIMIT [WORK_US]
 
 Every walker counts items and sums ``step_number`` so none can skip work. ``WORK_US``
 makes the consumer spend that many microseconds of CPU on each item, as real code would.
@@ -65,6 +65,36 @@ async def walk_floor(base_url: str, job: str, limit: int) -> tuple[int, int]:
     return count, checksum
 
 
+async def walk_floor_records(base_url: str, job: str, limit: int) -> tuple[int, int]:
+    """The floor, with each page made into our validated records by ``parse_page``.
+
+    No pager, no transport of ours: what the records alone cost on top of the floor, so
+    the least CPU time any client yielding these records over aiohttp could take.
+    """
+    import aiohttp
+
+    from fine_tune_ckpt._wire import parse_page
+
+    count = checksum = 0
+    url = f"{base_url}/fine_tuning/jobs/{job}/checkpoints"
+    headers = {"Authorization": "Bearer sk-bench"}
+    after = None
+    async with aiohttp.ClientSession() as session:
+        while True:
+            params: dict[str, str | int] = {"limit": limit}
+            if after is not None:
+                params["after"] = after
+            async with session.get(url, params=params, headers=headers) as answer:
+                page = parse_page(await answer.read())
+            for checkpoint in page.data:
+                count += 1
+                checksum += consume(checkpoint.step_number)
+            if not page.has_more or not page.data:
+                break
+            after = page.data[-1].id
+    return count, checksum
+
+
 async def walk_openai(base_url: str, job: str, limit: int) -> tuple[int, int]:
     """The official SDK's async auto-paging iterator."""
     from openai import AsyncOpenAI
@@ -81,12 +111,14 @@ WALKERS = {
     "ours": walk_ours,
     "ours, otel api": walk_ours,
     "floor": walk_floor,
+    "floor + records": walk_floor_records,
     "openai": walk_openai,
 }
 IMPORTS = {
     "ours": ["fine_tune_ckpt"],
     "ours, otel api": ["fine_tune_ckpt", "opentelemetry.trace", "opentelemetry.metrics"],
     "floor": ["aiohttp", "orjson"],
+    "floor + records": ["aiohttp", "orjson", "fine_tune_ckpt._wire"],
     "openai": ["openai"],
 }
 
@@ -97,7 +129,7 @@ def main() -> None:
     client, base_url, job, limit = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     WORK_SECONDS = float(sys.argv[5]) / 1e6 if len(sys.argv) > 5 else 0.0
     walker = WALKERS[client]
-    if client == "ours":
+    if client in ("ours", "floor + records"):
         # The default install: OpenTelemetry's API absent, as if not installed. The
         # "ours, otel api" walker has it importable, with no SDK configured.
         sys.modules["opentelemetry"] = None  # type: ignore[assignment]
