@@ -471,6 +471,8 @@ JOB_PAGE_KEYS: Final = _wire_keys(FineTuningJobPage)
 # __init__ frame, no frozen __setattr__, no converter: the record is the one __init__
 # makes, in about a third of the time. (Assigning __class__ raises an audit event.)
 # Both dunders are needed: they share one type slot, which is generic only if both are.
+# Made by calling the builder, whose __init__ is object's: no argument tuples, where
+# object.__new__(builder) makes two.
 
 
 class CheckpointMetricsBuilder(CheckpointMetrics):
@@ -479,6 +481,7 @@ class CheckpointMetricsBuilder(CheckpointMetrics):
     __slots__ = ()
     __setattr__ = object.__setattr__
     __delattr__ = object.__delattr__
+    __init__ = object.__init__  # filled in by assignments instead
 
 
 class CheckpointBuilder(Checkpoint):
@@ -487,3 +490,4 @@ class CheckpointBuilder(Checkpoint):
     __slots__ = ()
     __setattr__ = object.__setattr__
     __delattr__ = object.__delattr__
+    __init__ = object.__init__  # filled in by assignments instead

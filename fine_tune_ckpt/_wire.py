@@ -21,7 +21,6 @@ import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args, get_origin
 
 import attrs
@@ -508,20 +507,6 @@ def _fast_checkpoint(item: Any) -> Checkpoint:
     )
 
 
-_ITEM_FIELDS = itemgetter(
-    "id",
-    "created_at",
-    "fine_tuned_model_checkpoint",
-    "fine_tuning_job_id",
-    "metrics",
-    "step_number",
-    "object",
-)
-_METRIC_NAMES = tuple(f.name for f in attrs.fields(CheckpointMetrics) if f.name != "extra")
-_METRIC_FIELDS = itemgetter(*_METRIC_NAMES)
-_new = object.__new__
-
-
 def _fast_checkpoints(data: list[Any]) -> tuple[Checkpoint, ...]:
     """Structure a page's items: the usual shape right here, any other by ``_fast_checkpoint``.
 
@@ -538,29 +523,30 @@ def _fast_checkpoints(data: list[Any]) -> tuple[Checkpoint, ...]:
     append = checkpoints.append
     for item in data:
         try:
-            checkpoint_id, created_at, model, job_id, wire_metrics, step_number, kind = (
-                _ITEM_FIELDS(item)
-            )
-            metric_values = _METRIC_FIELDS(wire_metrics)
+            wire_metrics = item["metrics"]
+            step = wire_metrics["step"]
+            train_loss = wire_metrics["train_loss"]
+            train_accuracy = wire_metrics["train_mean_token_accuracy"]
+            valid_loss = wire_metrics["valid_loss"]
+            valid_accuracy = wire_metrics["valid_mean_token_accuracy"]
+            full_valid_loss = wire_metrics["full_valid_loss"]
+            full_valid_accuracy = wire_metrics["full_valid_mean_token_accuracy"]
+            checkpoint_id = item["id"]
+            created_at = item["created_at"]
+            model = item["fine_tuned_model_checkpoint"]
+            job_id = item["fine_tuning_job_id"]
+            step_number = item["step_number"]
+            kind = item["object"]
         except (KeyError, TypeError):  # a field or metric absent, or not an object at all
             append(_fast_checkpoint(item))
             continue
-        (
-            step,
-            train_loss,
-            train_accuracy,
-            valid_loss,
-            valid_accuracy,
-            full_valid_loss,
-            full_valid_accuracy,
-        ) = metric_values
+        # Decoded JSON can be read by names only where it is an object: both are dicts.
         # type() is, not isinstance: bool is an int subclass and must be refused.
         if not (
             type(checkpoint_id) is str
             and type(created_at) is int
             and type(model) is str
             and type(job_id) is str
-            and type(wire_metrics) is dict
             and type(step_number) is int
             and kind == _CHECKPOINT_OBJECT
             and (
@@ -574,13 +560,26 @@ def _fast_checkpoints(data: list[Any]) -> tuple[Checkpoint, ...]:
                     and type(full_valid_loss) is float
                     and type(full_valid_accuracy) is float
                 )
-                or _NUMBER_OR_NONE.issuperset(map(type, metric_values))
+                or _NUMBER_OR_NONE.issuperset(
+                    map(
+                        type,
+                        (
+                            step,
+                            train_loss,
+                            train_accuracy,
+                            valid_loss,
+                            valid_accuracy,
+                            full_valid_loss,
+                            full_valid_accuracy,
+                        ),
+                    )
+                )
             )
         ):
             append(_fast_checkpoint(item))  # an integral float to read, or an error to raise
             continue
         # Typed Any: to mypy these are frozen records, and assignment is their builders' point.
-        metrics: Any = _new(CheckpointMetricsBuilder)
+        metrics: Any = CheckpointMetricsBuilder()
         metrics.step = step
         metrics.train_loss = train_loss
         metrics.train_mean_token_accuracy = train_accuracy
@@ -593,7 +592,7 @@ def _fast_checkpoints(data: list[Any]) -> tuple[Checkpoint, ...]:
             NO_EXTRA if len(wire_metrics) == _METRIC_COUNT else _unknown(wire_metrics, METRICS_KEYS)
         )
         metrics.__class__ = CheckpointMetrics
-        checkpoint: Any = _new(CheckpointBuilder)
+        checkpoint: Any = CheckpointBuilder()
         checkpoint.id = checkpoint_id
         checkpoint.created_at = _from_timestamp(created_at, UTC)
         checkpoint.fine_tuned_model_checkpoint = model

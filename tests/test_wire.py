@@ -18,7 +18,11 @@ from fine_tune_ckpt import (
     CheckpointPage,
     to_wire,
 )
-from fine_tune_ckpt._models import CHECKPOINT_KEYS, CheckpointBuilder, CheckpointMetricsBuilder
+from fine_tune_ckpt._models import (
+    METRICS_KEYS,
+    CheckpointBuilder,
+    CheckpointMetricsBuilder,
+)
 from fine_tune_ckpt._wire import parse_page
 from fine_tune_ckpt.testing import FakeAPIServer
 
@@ -194,13 +198,24 @@ def test_parsed_records_are_the_records_their_init_makes(unknown: bool) -> None:
             parsed.metrics.step = 1  # type: ignore[misc]
 
 
-def test_the_column_parser_sets_fields_in_field_order() -> None:
-    """The parser's columns follow the records' field order, ``extra`` last."""
-    from fine_tune_ckpt._wire import _ITEM_FIELDS, _METRIC_NAMES
+def test_the_page_loop_fills_in_every_field() -> None:
+    """Records made by the page's own loop have every field set, as ``__init__`` would."""
+    from fine_tune_ckpt._wire import _fast_checkpoints
 
-    item = {name: name for name in [*CHECKPOINT_KEYS, "unused"]}
-    assert [f.name for f in attrs.fields(Checkpoint)] == [*_ITEM_FIELDS(item), "extra"]
-    assert [f.name for f in attrs.fields(CheckpointMetrics)] == [*_METRIC_NAMES, "extra"]
+    item = {
+        "object": "fine_tuning.job.checkpoint",
+        "id": "ftckpt_1",
+        "created_at": 1_700_000_000,
+        "fine_tuned_model_checkpoint": "ft:m:ckpt-step-1",
+        "fine_tuning_job_id": "ftjob-1",
+        "metrics": dict.fromkeys(METRICS_KEYS, 1.5) | {"step": 1},
+        "step_number": 1,
+    }
+    (checkpoint,) = _fast_checkpoints([item])
+    for record in (checkpoint, checkpoint.metrics):
+        unset = [f.name for f in attrs.fields(type(record)) if not hasattr(record, f.name)]
+        assert unset == []
+    assert to_wire(checkpoint) == item
 
 
 def test_builders_add_nothing_to_their_records() -> None:
