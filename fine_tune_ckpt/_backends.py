@@ -131,8 +131,15 @@ class Backend:
         merged: dict[str, str | int] = dict(self.query)
         if query:
             merged.update(query)
-        url = URL(f"{self.base_url}{path}", encoded=True)
+        url = self.endpoint(path)
         return url.with_query(merged) if merged else url
+
+    def endpoint(self, path: str) -> URL:
+        """The URL of ``path`` (already percent-encoded), without any query.
+
+        A listing builds it once and adds each page's query to it, see :meth:`url`.
+        """
+        return URL(f"{self.base_url}{path}", encoded=True)
 
 
 def azure_base_url(endpoint: URL, api_version: str) -> tuple[URL, tuple[tuple[str, str], ...]]:

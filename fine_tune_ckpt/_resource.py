@@ -54,16 +54,19 @@ def page_fetcher(
 
     Each page's query is the call's ``extra_query`` with ``after`` and ``limit`` on top.
     """
-    fixed_query = dict(options.extra_query)
+    # What backend.url(path, query) would make, its fixed parts built once per listing.
+    endpoint = backend.endpoint(path)
+    fixed_query: dict[str, str | int] = {**dict(backend.query), **options.extra_query}
     call_options = None if options == CallOptions() else options
 
     async def fetch_page(cursor: str | None) -> RawPage:
-        query: dict[str, str | int] = dict(fixed_query)
+        query = dict(fixed_query)
         if cursor is not None:
             query["after"] = cursor
         if page_size is not None:
             query["limit"] = page_size
-        return await fetch_raw(transport, backend.url(path, query), call_options)
+        url = endpoint.with_query(query) if query else endpoint
+        return await fetch_raw(transport, url, call_options)
 
     return fetch_page
 
