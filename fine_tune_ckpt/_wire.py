@@ -507,13 +507,25 @@ def _fast_checkpoint(item: Any) -> Checkpoint:
     )
 
 
+#: The metrics in the order the page loop below unpacks them.
+_METRIC_NAMES = (
+    "step",
+    "train_loss",
+    "train_mean_token_accuracy",
+    "valid_loss",
+    "valid_mean_token_accuracy",
+    "full_valid_loss",
+    "full_valid_mean_token_accuracy",
+)
+
+
 def _fast_checkpoints(data: list[Any]) -> tuple[Checkpoint, ...]:
     """Structure a page's items: the usual shape right here, any other by ``_fast_checkpoint``.
 
     Either way, exactly what the converter accepts, as it reads it; anything else raises.
-    The usual shape: every field and every metric present, each of the type the record
-    takes (``created_at`` and ``step_number`` integers, not integral floats; metrics
-    numbers or null), unknown fields or not. Its records are made by builders (see
+    The usual shape: every field present, each of the type the record takes
+    (``created_at`` and ``step_number`` integers, not integral floats; metrics numbers or
+    null, any of them absent), unknown fields or not. Its records are made by builders (see
     ``CheckpointBuilder``): no ``__init__``, no frozen ``__setattr__``.
 
     One loop with the checks written out, as this runs for every item of every walk: a
@@ -523,21 +535,40 @@ def _fast_checkpoints(data: list[Any]) -> tuple[Checkpoint, ...]:
     append = checkpoints.append
     for item in data:
         try:
-            wire_metrics = item["metrics"]
-            step = wire_metrics["step"]
-            train_loss = wire_metrics["train_loss"]
-            train_accuracy = wire_metrics["train_mean_token_accuracy"]
-            valid_loss = wire_metrics["valid_loss"]
-            valid_accuracy = wire_metrics["valid_mean_token_accuracy"]
-            full_valid_loss = wire_metrics["full_valid_loss"]
-            full_valid_accuracy = wire_metrics["full_valid_mean_token_accuracy"]
             checkpoint_id = item["id"]
             created_at = item["created_at"]
             model = item["fine_tuned_model_checkpoint"]
             job_id = item["fine_tuning_job_id"]
             step_number = item["step_number"]
             kind = item["object"]
-        except (KeyError, TypeError):  # a field or metric absent, or not an object at all
+            wire_metrics = item["metrics"]
+            try:
+                step = wire_metrics["step"]
+                train_loss = wire_metrics["train_loss"]
+                train_accuracy = wire_metrics["train_mean_token_accuracy"]
+                valid_loss = wire_metrics["valid_loss"]
+                valid_accuracy = wire_metrics["valid_mean_token_accuracy"]
+                full_valid_loss = wire_metrics["full_valid_loss"]
+                full_valid_accuracy = wire_metrics["full_valid_mean_token_accuracy"]
+            except KeyError:  # the API sends only the metrics it measured: None for the others
+                (
+                    step,
+                    train_loss,
+                    train_accuracy,
+                    valid_loss,
+                    valid_accuracy,
+                    full_valid_loss,
+                    full_valid_accuracy,
+                ) = map(wire_metrics.get, _METRIC_NAMES)
+                metrics_extra = _unknown(wire_metrics, METRICS_KEYS)
+            else:
+                # Seven keys read, so any beyond seven is unknown: counting beats a set.
+                metrics_extra = (
+                    NO_EXTRA
+                    if len(wire_metrics) == _METRIC_COUNT
+                    else _unknown(wire_metrics, METRICS_KEYS)
+                )
+        except (KeyError, TypeError):  # a field absent, or not an object where one belongs
             append(_fast_checkpoint(item))
             continue
         # Decoded JSON can be read by names only where it is an object: both are dicts.
@@ -587,10 +618,7 @@ def _fast_checkpoints(data: list[Any]) -> tuple[Checkpoint, ...]:
         metrics.valid_mean_token_accuracy = valid_accuracy
         metrics.full_valid_loss = full_valid_loss
         metrics.full_valid_mean_token_accuracy = full_valid_accuracy
-        # Seven keys read, so any beyond seven is unknown: counting beats comparing key sets.
-        metrics.extra = (
-            NO_EXTRA if len(wire_metrics) == _METRIC_COUNT else _unknown(wire_metrics, METRICS_KEYS)
-        )
+        metrics.extra = metrics_extra
         metrics.__class__ = CheckpointMetrics
         checkpoint: Any = CheckpointBuilder()
         checkpoint.id = checkpoint_id

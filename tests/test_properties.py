@@ -336,20 +336,21 @@ def test_the_page_loop_agrees_with_the_item_parser(page: dict[str, Any]) -> None
 
 @st.composite
 def usual_checkpoints(draw: st.DrawFn) -> dict[str, Any]:
-    """A checkpoint with every metric, each a number or null, and any unknown fields."""
+    """A checkpoint with any metrics, numbers or null, and any unknown fields."""
     item = draw(wire_checkpoints(unknown=True))
-    for name in METRICS_KEYS:
-        item["metrics"][name] = draw(st.one_of(st.none(), _number))
+    for name in sorted(METRICS_KEYS):
+        if draw(st.booleans()):
+            item["metrics"][name] = draw(st.one_of(st.none(), _number))
     return item
 
 
 @settings(max_examples=200, deadline=None)
 @given(items=st.lists(usual_checkpoints(), max_size=5))
 def test_the_usual_shape_never_leaves_the_page_loop(items: list[dict[str, Any]]) -> None:
-    """Every item with all its fields and metrics is made in the loop, not item by item.
+    """Every item with all its fields is made in the loop, not item by item.
 
-    Null metrics, integer losses, float steps and unknown fields at both levels included:
-    a real page of any of these keeps the quick path.
+    Absent and null metrics, integer losses, float steps and unknown fields at both levels
+    included: a real page of any of these keeps the quick path.
     """
     from fine_tune_ckpt import _wire
 
