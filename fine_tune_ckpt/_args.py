@@ -13,6 +13,7 @@ __all__ = [
     "check_optional_rate",
     "check_optional_seconds",
     "check_positive_int",
+    "check_sendable",
 ]
 
 
@@ -25,6 +26,7 @@ def check_job_id(value: object) -> str:
     if value in {".", ".."}:
         # Percent-encoding cannot make these safe: servers and proxies normalise them away.
         raise ValueError(f"fine_tuning_job_id must not be {value!r}")
+    check_sendable("fine_tuning_job_id", value)
     return value
 
 
@@ -36,7 +38,25 @@ def check_cursor(name: str, value: object) -> str | None:
         raise TypeError(f"{name} must be a str or None, not {type(value).__name__}")
     if not value:
         raise ValueError(f"{name} must not be empty; pass None to start from the beginning")
+    check_sendable(name, value)
     return value
+
+
+def check_sendable(name: str, value: str) -> None:
+    """Raise ValueError if ``value`` cannot go into a URL: a lone surrogate has no UTF-8.
+
+    Percent-encoding would fail on it, or (yarl, in a query) drop it without a word: an
+    ``after`` of one would go out empty and start the listing over.
+    """
+    if value.isascii():
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{name} holds a lone surrogate ({value[exc.start]!r} at position {exc.start}), "
+            "which no URL can carry"
+        ) from None
 
 
 def check_optional_positive_int(name: str, value: object) -> int | None:

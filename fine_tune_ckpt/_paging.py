@@ -37,6 +37,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
 
+from ._args import check_sendable
 from ._errors import FineTuneCkptError, PaginationError
 from ._metadata import ResponseInfo
 from ._models import Checkpoint, CheckpointPage, FineTuningJob, FineTuningJobPage
@@ -122,6 +123,10 @@ def next_cursor(
             "following it would go round the same pages forever"
         )
     check_follows(page, after)
+    try:
+        check_sendable("the cursor", cursor)
+    except ValueError as exc:
+        raise PaginationError(f"The API sent an item id that cannot be followed: {exc}") from None
     return cursor
 
 

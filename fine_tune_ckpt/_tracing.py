@@ -126,7 +126,10 @@ def _provider_set() -> bool:
     """Whether the application has set a tracer or meter provider, asked the public way."""
     from opentelemetry import metrics, trace
 
-    if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+    # The API's own no-op providers, set on purpose, count as none: their spans go nowhere.
+    if not isinstance(
+        trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider
+    ):
         return True
     meter_provider = metrics.get_meter_provider()
     # The API's stand-in before one is set is private (_ProxyMeterProvider): named here.

@@ -278,6 +278,45 @@ def test_the_last_page_needs_no_cursor_check() -> None:
     assert next_cursor(page, "ftckpt_b", seen={"ftckpt_a"}) is None
 
 
+@pytest.mark.parametrize("cursor", ["\ud800", "ftckpt_\udfff_x"])
+def test_a_cursor_no_url_can_carry_is_refused(cursor: str) -> None:
+    """An id with a lone surrogate (an escaped one in the JSON) would go out as ``after=``."""
+    page = _page([_checkpoint("ftckpt_a", 2), _checkpoint(cursor, 1)])
+    with pytest.raises(PaginationError, match="surrogate"):
+        next_cursor(page, "ftckpt_b")
+
+
+async def test_a_walk_stops_before_sending_an_unsendable_cursor() -> None:
+    """Over loopback: the page's items are not yielded, no request goes out after it."""
+    bad = b'"ftckpt_\\ud800"'
+    queries: list[dict[str, str]] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        queries.append(dict(request.query))
+        item = to_wire(_checkpoint("ftckpt_x", 1))
+        body = orjson.dumps({"object": "list", "data": [item], "has_more": True})
+        return web.Response(body=body.replace(b'"ftckpt_x"', bad), content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get(f"/v1/fine_tuning/jobs/{JOB}/checkpoints", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with AsyncClient(
+            api_key="sk-test", base_url=f"http://127.0.0.1:{port}/v1", clock=FakeClock()
+        ) as client:
+            with pytest.raises(PaginationError, match="surrogate") as caught:
+                async for _ in client.checkpoints.list(JOB, after="ftckpt_start"):
+                    pytest.fail("an item of the refused page was yielded")
+    finally:
+        await runner.cleanup()
+    assert caught.value.resume_after == "ftckpt_start"
+    assert queries == [{"after": "ftckpt_start"}]
+
+
 class Blocking:
     """A ``fetch_page`` wrapper whose requests for ``hang_on`` wait until cancelled."""
 

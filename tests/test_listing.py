@@ -99,6 +99,9 @@ async def test_job_id_is_one_percent_encoded_path_segment(
         ({"max_items": False}, TypeError, "max_items"),
         ({"after": ""}, ValueError, "after"),
         ({"after": 5}, TypeError, "after"),
+        # A lone surrogate has no UTF-8: yarl would send after= empty, quote() would raise.
+        ({"after": "ftckpt_\udc00"}, ValueError, "after.*surrogate"),
+        ({"fine_tuning_job_id": "ftjob-\ud800"}, ValueError, "fine_tuning_job_id.*surrogate"),
     ],
 )
 async def test_bad_arguments_raise_before_any_request(

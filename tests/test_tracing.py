@@ -262,6 +262,16 @@ assert not active()
 metrics.set_meter_provider(metrics.NoOpMeterProvider())
 assert not active() and not active()
 """,
+    "the API's own no-op tracer provider does not": """
+from opentelemetry import trace
+from opentelemetry.sdk.metrics import MeterProvider
+assert not active()
+trace.set_tracer_provider(trace.NoOpTracerProvider())
+assert not active() and not active()
+from opentelemetry import metrics
+metrics.set_meter_provider(MeterProvider())
+assert active()
+""",
     "a provider named by the environment is loaded": """
 assert active()
 """,
